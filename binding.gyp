@@ -1,0 +1,34 @@
+{
+  # Two targets: the core (C++20, no Node headers; native/test builds the same sources
+  # under the sanitizers) and the thin addon that binds it.
+  'includes': ['common.gypi'],
+  'targets': [
+    {
+      'target_name': 'cmkit_core',
+      'type': 'static_library',
+      'sources': ['native/core/ref_table.cpp'],
+    },
+    {
+      'target_name': 'cmkit',
+      'dependencies': [
+        'cmkit_core',
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api",
+      ],
+      'sources': [
+        'native/addon/addon.cpp',
+        'native/addon/errors.cpp',
+        'native/addon/ref_table_binding.cpp',
+        'native/addon/rw_lock_binding.cpp',
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+        # A worker being terminated cannot take an exception; drop it instead of aborting.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+      ],
+      # Keep the addon mapped until the process exits, even when the thread that loaded
+      # it last goes away: the process-wide registries live in it.
+      'ldflags': ['-Wl,-z,nodelete'],
+    },
+  ],
+}

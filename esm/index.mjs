@@ -1,0 +1,6 @@
+// The ESM entry point: the same module objects as the CommonJS build, so a Fid made
+// through `import` is an instance of the Fid class seen through `require`.
+import cmkit from '../dist/src/index.js';
+
+export const { Fid, fidHash, RefTable, DEFAULT_REF_TABLE_CAPACITY, RwLock } = cmkit;
+export default cmkit;

@@ -1,0 +1,11 @@
+// Each binding file adds its functions to the addon's exports.
+#pragma once
+
+#include <napi.h>
+
+namespace cmkit::addon {
+
+void initRefTable(Napi::Env env, Napi::Object exports);
+void initRwLock(Napi::Env env, Napi::Object exports);
+
+}  // namespace cmkit::addon

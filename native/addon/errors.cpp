@@ -1,0 +1,92 @@
+#include "errors.h"
+
+#include <cmath>
+#include <string>
+
+namespace cmkit::addon {
+
+namespace {
+
+template <typename ErrorType>
+void throwWithCode(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = ErrorType::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  e.ThrowAsJavaScriptException();
+}
+
+}  // namespace
+
+void throwTypeError(Napi::Env env, const char* code, const std::string& message) {
+  throwWithCode<Napi::TypeError>(env, code, message);
+}
+
+void throwRangeError(Napi::Env env, const char* code, const std::string& message) {
+  throwWithCode<Napi::RangeError>(env, code, message);
+}
+
+void throwStatus(Napi::Env env, Status status, const char* what) {
+  std::string op(what);
+  switch (status) {
+    case Status::kOk:
+      return;
+    case Status::kNotFound:
+      return throwRangeError(env, "ERR_CMKIT_NOT_FOUND", op + ": no entry for that fid");
+    case Status::kTableFull:
+      return throwWithCode<Napi::Error>(
+          env, "ERR_CMKIT_TABLE_FULL", op + ": every entry is held; nothing can be recycled");
+    case Status::kNotHeld:
+      return throwRangeError(env, "ERR_CMKIT_NOT_HELD",
+                             op + ": the entry's refCount is zero (release without hold)");
+    case Status::kBadSlot:
+      return throwRangeError(env, "ERR_CMKIT_BAD_SLOT", op + ": slot is not a used entry");
+    case Status::kLockNotHeld:
+      return throwRangeError(env, "ERR_CMKIT_LOCK_NOT_HELD",
+                             op + ": the lock is not held in that mode");
+    case Status::kWouldBlock:
+      return throwWithCode<Napi::Error>(env, "ERR_CMKIT_WOULD_BLOCK",
+                                        op + ": the lock is taken");
+  }
+  throwWithCode<Napi::Error>(env, "ERR_CMKIT_INTERNAL", op + ": unknown status");
+}
+
+std::optional<uint32_t> uint32Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsNumber()) {
+    throwTypeError(info.Env(), "ERR_INVALID_ARG_TYPE",
+                   std::string("The \"") + name + "\" argument must be of type number");
+    return std::nullopt;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || std::trunc(d) != d) {
+    throwRangeError(info.Env(), "ERR_OUT_OF_RANGE",
+                    std::string("The value of \"") + name +
+                        "\" is out of range. It must be an integer >= 0 and <= 4294967295");
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(d);
+}
+
+template <typename ArrayType, napi_typedarray_type kType>
+static std::optional<ArrayType> typedArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                              const char* name, const char* typeName) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
+    throwTypeError(info.Env(), "ERR_INVALID_ARG_TYPE",
+                   std::string("The \"") + name + "\" argument must be an instance of " +
+                       typeName);
+    return std::nullopt;
+  }
+  return v.As<ArrayType>();
+}
+
+std::optional<Napi::Uint32Array> uint32ArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                                const char* name) {
+  return typedArrayArg<Napi::Uint32Array, napi_uint32_array>(info, i, name, "Uint32Array");
+}
+
+std::optional<Napi::Int32Array> int32ArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                              const char* name) {
+  return typedArrayArg<Napi::Int32Array, napi_int32_array>(info, i, name, "Int32Array");
+}
+
+}  // namespace cmkit::addon

@@ -1,0 +1,110 @@
+// Binding of RwLock. A lock is a 32-bit word in an Int32Array over a SharedArrayBuffer;
+// every call names it by (array, index). JS does the sleeping (Atomics.wait/waitAsync on
+// the same word), so no call here ever blocks.
+#include <string>
+
+#include "../core/rw_lock.h"
+#include "bindings.h"
+#include "errors.h"
+
+namespace cmkit::addon {
+
+namespace {
+
+// The lock word named by arguments 0 (array) and 1 (index), or null after throwing.
+uint32_t* wordArg(const Napi::CallbackInfo& info) {
+  auto words = int32ArrayArg(info, 0, "words");
+  if (!words) return nullptr;
+  auto index = uint32Arg(info, 1, "index");
+  if (!index) return nullptr;
+  if (*index >= words->ElementLength()) {
+    throwRangeError(info.Env(), "ERR_OUT_OF_RANGE",
+                    "The value of \"index\" is out of range. It must be < " +
+                        std::to_string(words->ElementLength()));
+    return nullptr;
+  }
+  return reinterpret_cast<uint32_t*>(words->Data()) + *index;
+}
+
+Napi::Value tryRead(const Napi::CallbackInfo& info) {
+  uint32_t* w = wordArg(info);
+  if (!w) return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), rwlock::Word(*w).tryRead());
+}
+
+Napi::Value tryWrite(const Napi::CallbackInfo& info) {
+  uint32_t* w = wordArg(info);
+  if (!w) return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), rwlock::Word(*w).tryWrite());
+}
+
+// Returns the value to sleep on, as the signed number Atomics.wait compares against, or
+// 0 when the caller should try again at once.
+Napi::Value prepareWait(const Napi::CallbackInfo& info) {
+  uint32_t* w = wordArg(info);
+  if (!w) return info.Env().Undefined();
+  uint32_t v = rwlock::Word(*w).prepareWait(info[2].ToBoolean());
+  return Napi::Number::New(info.Env(), static_cast<int32_t>(v));
+}
+
+// Releases return 1 when sleepers must be woken, 0 otherwise; or throw.
+template <rwlock::Result (rwlock::Word::*kOp)()>
+Napi::Value releasing(const Napi::CallbackInfo& info, const char* what) {
+  uint32_t* w = wordArg(info);
+  if (!w) return info.Env().Undefined();
+  rwlock::Result r = (rwlock::Word(*w).*kOp)();
+  if (r < 0) {
+    throwStatus(info.Env(), static_cast<Status>(r), what);
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value releaseRead(const Napi::CallbackInfo& info) {
+  return releasing<&rwlock::Word::releaseRead>(info, "RwLock.release (read)");
+}
+Napi::Value releaseWrite(const Napi::CallbackInfo& info) {
+  return releasing<&rwlock::Word::releaseWrite>(info, "RwLock.release (write)");
+}
+Napi::Value downgrade(const Napi::CallbackInfo& info) {
+  return releasing<&rwlock::Word::downgrade>(info, "RwLock.downgrade");
+}
+Napi::Value releaseReadForUpgrade(const Napi::CallbackInfo& info) {
+  return releasing<&rwlock::Word::releaseReadForUpgrade>(info, "RwLock.upgrade");
+}
+
+// true when upgraded, false when other readers hold shares; throws when no share is held.
+Napi::Value tryUpgrade(const Napi::CallbackInfo& info) {
+  uint32_t* w = wordArg(info);
+  if (!w) return info.Env().Undefined();
+  Status s = rwlock::Word(*w).tryUpgrade();
+  if (s == Status::kLockNotHeld) {
+    throwStatus(info.Env(), s, "RwLock.tryUpgrade");
+    return info.Env().Undefined();
+  }
+  return Napi::Boolean::New(info.Env(), s == Status::kOk);
+}
+
+}  // namespace
+
+void initRwLock(Napi::Env env, Napi::Object exports) {
+  Napi::Object l = Napi::Object::New(env);
+  l.Set("tryRead", Napi::Function::New(env, tryRead, "tryRead"));
+  l.Set("tryWrite", Napi::Function::New(env, tryWrite, "tryWrite"));
+  l.Set("prepareWait", Napi::Function::New(env, prepareWait, "prepareWait"));
+  l.Set("releaseRead", Napi::Function::New(env, releaseRead, "releaseRead"));
+  l.Set("releaseWrite", Napi::Function::New(env, releaseWrite, "releaseWrite"));
+  l.Set("downgrade", Napi::Function::New(env, downgrade, "downgrade"));
+  l.Set("tryUpgrade", Napi::Function::New(env, tryUpgrade, "tryUpgrade"));
+  l.Set("releaseReadForUpgrade",
+        Napi::Function::New(env, releaseReadForUpgrade, "releaseReadForUpgrade"));
+  Napi::Object bits = Napi::Object::New(env);
+  bits.Set("writer", static_cast<double>(rwlock::kWriter));
+  bits.Set("pending", static_cast<double>(rwlock::kPending));
+  bits.Set("waiters", static_cast<double>(rwlock::kWaiters));
+  bits.Set("readerMask", static_cast<double>(rwlock::kReaderMask));
+  l.Set("bits", bits);
+  exports.Set("rwLock", l);
+}
+
+}  // namespace cmkit::addon

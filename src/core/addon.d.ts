@@ -1,0 +1,63 @@
+// Hand-written types of the native addon (native/addon/). Only src/core/native.ts loads
+// it; everything else goes through the typed wrappers.
+
+import type { RefTableStats } from './ref-table.js';
+
+export interface StatusCodes {
+  readonly ok: number;
+  readonly notFound: number;
+  readonly tableFull: number;
+  readonly notHeld: number;
+  readonly badSlot: number;
+  readonly lockNotHeld: number;
+  readonly wouldBlock: number;
+}
+
+export interface RefTableBinding {
+  readonly maxCapacity: number;
+  create(capacity: number): number;
+  attach(id: number): number;
+  detach(local: number, close: boolean): void;
+  /** Reads the table and Fid from scratch; returns a slot or status.notFound. */
+  findHold(): number;
+  /** Reads the table and Fid from scratch; writes scratch[Created]; returns a slot. */
+  getHold(): number;
+  hold(slot: number): void;
+  release(slot: number): void;
+  findHoldMany(fids: Uint32Array, out: Int32Array): void;
+  releaseMany(slots: Int32Array): void;
+  refCount(slot: number): number;
+  /** Writes the slot's Fid into scratch[Cell..Hash]. */
+  fidAt(slot: number): boolean;
+  stats(): RefTableStats;
+}
+
+export interface RwLockBits {
+  readonly writer: number;
+  readonly pending: number;
+  readonly waiters: number;
+  readonly readerMask: number;
+}
+
+export interface RwLockBinding {
+  readonly bits: RwLockBits;
+  tryRead(words: Int32Array, index: number): boolean;
+  tryWrite(words: Int32Array, index: number): boolean;
+  /** The value to Atomics.wait on, or 0 to try again at once. */
+  prepareWait(words: Int32Array, index: number, forWrite: boolean): number;
+  /** Each returns 1 when sleepers must be woken (Atomics.notify), else 0. */
+  releaseRead(words: Int32Array, index: number): number;
+  releaseWrite(words: Int32Array, index: number): number;
+  downgrade(words: Int32Array, index: number): number;
+  releaseReadForUpgrade(words: Int32Array, index: number): number;
+  tryUpgrade(words: Int32Array, index: number): boolean;
+}
+
+export interface Addon {
+  readonly scratch: Uint32Array;
+  readonly status: StatusCodes;
+  fidHash(cell: number, volume: number, vnode: number, unique: number): number;
+  noop(): void;
+  readonly refTable: RefTableBinding;
+  readonly rwLock: RwLockBinding;
+}

@@ -1,0 +1,207 @@
+import { invalidArgType, typeError } from './errors.js';
+import { Fid, checkFid } from './fid.js';
+import { addon, scratch, ScratchWord } from './native.js';
+import { checkInteger, checkObject, checkUint32 } from './validate.js';
+
+const binding = addon.refTable;
+const NOT_FOUND = addon.status.notFound;
+
+/** @default 65536 */
+export const DEFAULT_REF_TABLE_CAPACITY = 65_536;
+
+export interface RefTableOptions {
+  /**
+   * How many entries the table holds. When every entry is held, getHold throws
+   * ERR_CMKIT_TABLE_FULL; otherwise an idle entry is recycled (CLOCK order).
+   * An integer from 1 to 16,777,216.
+   * @default 65536
+   */
+  readonly capacity?: number;
+}
+
+/** Structured-clonable: post it to a worker and call RefTable.attach there. */
+export interface RefTableDescriptor {
+  readonly kind: 'cmkit.RefTable';
+  readonly id: number;
+}
+
+export interface RefTableStats {
+  /** Entries the table can hold. */
+  readonly capacity: number;
+  /** Entries naming a Fid, held or idle. */
+  readonly used: number;
+  /** Entries taken from one Fid and given to another. */
+  readonly recycled: number;
+  /** The sum of all refCounts (exact only when no thread is holding or releasing). */
+  readonly totalRefs: number;
+}
+
+/**
+ * A process-wide table of Fid entries with atomic reference counts, shared by every
+ * thread. Each entry has a slot: a small integer, stable while the entry names its Fid,
+ * that later layers use to index their shared-memory records.
+ *
+ * Lookups take only a shared lock striped per thread; holds and releases are atomic
+ * adds. An entry whose count drops to zero stays findable until the table needs its
+ * slot for another Fid.
+ *
+ * Each thread has its own RefTable object for the same table: construct on one thread,
+ * pass `descriptor` to the others, and `RefTable.attach` it there.
+ */
+export class RefTable {
+  readonly #id: number;
+  readonly #local: number;
+  #closed = false;
+
+  // Set only while attach() runs the constructor for an existing table.
+  static #attachingId: number | undefined;
+
+  constructor(options: RefTableOptions = {}) {
+    const attachingId = RefTable.#attachingId;
+    if (attachingId !== undefined) {
+      this.#id = attachingId;
+    } else {
+      checkObject(options, 'options');
+      const capacity = checkInteger(
+        options.capacity ?? DEFAULT_REF_TABLE_CAPACITY,
+        'options.capacity',
+        1,
+        binding.maxCapacity,
+      );
+      this.#id = binding.create(capacity);
+    }
+    this.#local = binding.attach(this.#id);
+  }
+
+  /** Joins, on this thread, a table created on another. */
+  static attach(descriptor: RefTableDescriptor): RefTable {
+    checkObject(descriptor, 'descriptor');
+    if (descriptor.kind !== 'cmkit.RefTable') {
+      throw invalidArgType('descriptor', 'a RefTable descriptor', descriptor);
+    }
+    RefTable.#attachingId = checkUint32(descriptor.id, 'descriptor.id');
+    try {
+      return new RefTable();
+    } finally {
+      RefTable.#attachingId = undefined;
+    }
+  }
+
+  get descriptor(): RefTableDescriptor {
+    return { kind: 'cmkit.RefTable', id: this.#id };
+  }
+
+  /** Finds the entry for fid and adds a reference: its slot, or -1 if none. */
+  findHold(fid: Fid): number {
+    this.#loadFid(fid, 'RefTable.findHold');
+    const slot = binding.findHold();
+    return slot === NOT_FOUND ? -1 : slot;
+  }
+
+  /**
+   * Finds or creates the entry for fid and adds a reference; returns its slot.
+   * `onCreate(slot)` runs when the slot now names fid for the first time (new, or
+   * recycled from another Fid), before any other thread can find it through this call.
+   */
+  getHold(fid: Fid, onCreate?: (slot: number) => void): number {
+    this.#loadFid(fid, 'RefTable.getHold');
+    const slot = binding.getHold();
+    if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(slot);
+    return slot;
+  }
+
+  /** Adds a reference to an entry the caller already holds. */
+  hold(slot: number): void {
+    this.#select('RefTable.hold');
+    binding.hold(slot);
+  }
+
+  /** Drops one reference. */
+  release(slot: number): void {
+    this.#select('RefTable.release');
+    binding.release(slot);
+  }
+
+  /** findHold for many Fids under one lock acquisition. out[i] is a slot or -1. */
+  findHoldMany(fids: readonly Fid[], out: Int32Array = new Int32Array(fids.length)): Int32Array {
+    if (!Array.isArray(fids)) throw invalidArgType('fids', 'an array of Fid', fids);
+    if (!(out instanceof Int32Array) || out.length !== fids.length) {
+      throw invalidArgType('out', 'an Int32Array as long as fids', out);
+    }
+    const words = new Uint32Array(fids.length * 5);
+    for (let i = 0; i < fids.length; i++) {
+      const fid = checkFid(fids[i], `fids[${i}]`);
+      words[i * 5] = fid.cell;
+      words[i * 5 + 1] = fid.volume;
+      words[i * 5 + 2] = fid.vnode;
+      words[i * 5 + 3] = fid.unique;
+      words[i * 5 + 4] = fid.hash;
+    }
+    this.#select('RefTable.findHoldMany');
+    binding.findHoldMany(words, out);
+    for (let i = 0; i < out.length; i++) if (out[i] === NOT_FOUND) out[i] = -1;
+    return out;
+  }
+
+  /** Releases every slot in order; stops with an error at the first bad one. */
+  releaseMany(slots: Int32Array | readonly number[]): void {
+    const batch = slots instanceof Int32Array ? slots : Int32Array.from(slots);
+    this.#select('RefTable.releaseMany');
+    binding.releaseMany(batch);
+  }
+
+  refCount(slot: number): number {
+    this.#select('RefTable.refCount');
+    return binding.refCount(slot);
+  }
+
+  /** The Fid a slot names, or undefined for a slot never used. */
+  fidAt(slot: number): Fid | undefined {
+    this.#select('RefTable.fidAt');
+    if (!binding.fidAt(slot)) return undefined;
+    return new Fid(
+      scratch[ScratchWord.Cell]!,
+      scratch[ScratchWord.Volume]!,
+      scratch[ScratchWord.Vnode]!,
+      scratch[ScratchWord.Unique]!,
+    );
+  }
+
+  stats(): RefTableStats {
+    this.#select('RefTable.stats');
+    return binding.stats();
+  }
+
+  /** Forgets the table on this thread only; other threads keep using it. */
+  detach(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    binding.detach(this.#local, false);
+  }
+
+  /** Closes the table for every thread; its memory goes when the last thread detaches. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    binding.detach(this.#local, true);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #select(what: string): void {
+    if (this.#closed) throw typeError('ERR_CMKIT_CLOSED', `${what}: the RefTable is closed`);
+    scratch[ScratchWord.Table] = this.#local;
+  }
+
+  #loadFid(fid: Fid, what: string): void {
+    if (!(fid instanceof Fid)) throw invalidArgType('fid', 'an instance of Fid', fid);
+    this.#select(what);
+    scratch[ScratchWord.Cell] = fid.cell;
+    scratch[ScratchWord.Volume] = fid.volume;
+    scratch[ScratchWord.Vnode] = fid.vnode;
+    scratch[ScratchWord.Unique] = fid.unique;
+    scratch[ScratchWord.Hash] = fid.hash;
+  }
+}
