@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { RwLock } from '../src/index.js';
+
+test('readers share, a writer excludes everyone', () => {
+  const a = new RwLock();
+  const b = RwLock.attach(a.descriptor);
+  const c = RwLock.attach(a.descriptor);
+  assert.ok(a.tryRead());
+  assert.ok(b.tryRead(), 'two readers at once');
+  assert.ok(!c.tryWrite(), 'no writer while reading');
+  a.release();
+  b.release();
+  assert.ok(c.tryWrite());
+  assert.ok(!a.tryRead(), 'no reader while writing');
+  assert.ok(!b.tryWrite(), 'no second writer');
+  c.release();
+  assert.equal(a.descriptor.words[0], 0, 'the word is free again');
+});
+
+test('tryUpgrade succeeds only for the sole reader and keeps the share otherwise', () => {
+  const a = new RwLock();
+  const b = RwLock.attach(a.descriptor);
+  a.read();
+  b.read();
+  assert.equal(a.tryUpgrade(), false);
+  assert.equal(a.mode, 'read', 'still holds its read share');
+  b.release();
+  assert.equal(a.tryUpgrade(), true);
+  assert.equal(a.mode, 'write');
+  assert.ok(!b.tryRead());
+  assert.equal(a.upgrade !== undefined, true);
+  a.downgrade();
+  assert.equal(a.mode, 'read');
+  assert.ok(b.tryRead(), 'readers enter after a downgrade');
+  assert.ok(!RwLock.attach(a.descriptor).tryWrite(), 'but no writer');
+  a.release();
+  b.release();
+});
+
+test('upgrade of the sole reader does not wait', () => {
+  const a = new RwLock();
+  a.read();
+  assert.equal(a.upgrade(), false, 'reports that it did not wait');
+  assert.equal(a.mode, 'write');
+  a.release();
+});
+
+test('a pending writer keeps new readers out, and an async waiter is woken', async () => {
+  const holder = new RwLock();
+  const writer = RwLock.attach(holder.descriptor);
+  const lateReader = RwLock.attach(holder.descriptor);
+  holder.read();
+  let wrote = false;
+  const w = writer.writeAsync().then(() => {
+    wrote = true;
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(wrote, false, 'the writer waits for the reader');
+  assert.ok(!lateReader.tryRead(), 'a new reader does not overtake a waiting writer');
+  holder.release();
+  await w;
+  assert.equal(writer.mode, 'write');
+  const r = lateReader.readAsync();
+  writer.downgrade();
+  await r;
+  assert.equal(lateReader.mode, 'read', 'woken by the downgrade');
+  writer.release();
+  lateReader.release();
+  assert.equal(holder.descriptor.words[0], 0);
+});
+
+test('misuse is a RangeError and leaves the lock as it was', () => {
+  const a = new RwLock();
+  const other = RwLock.attach(a.descriptor);
+  assert.throws(() => a.release(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_NOT_HELD' });
+  assert.throws(() => a.downgrade(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_NOT_HELD' });
+  assert.throws(() => a.tryUpgrade(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_NOT_HELD' });
+  a.read();
+  assert.throws(() => a.read(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_HELD' });
+  assert.throws(() => a.write(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_HELD' });
+  assert.throws(() => a.downgrade(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_NOT_HELD' });
+  assert.ok(other.tryRead(), 'still one plain read share, nothing else');
+  other.release();
+  a.release();
+  assert.throws(() => a.release(), { name: 'RangeError', code: 'ERR_CMKIT_LOCK_NOT_HELD' });
+  assert.equal(a.descriptor.words[0], 0);
+});
+
+test('bad arguments name the argument', () => {
+  const plain = new Int32Array(4);
+  const shared = new Int32Array(new SharedArrayBuffer(16));
+  assert.throws(() => new RwLock(plain), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"words"/ });
+  assert.throws(() => new RwLock(new Uint32Array(shared.buffer) as never), { name: 'TypeError', message: /"words"/ });
+  assert.throws(() => new RwLock(shared, 4), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE', message: /"index"/ });
+  assert.throws(() => new RwLock(shared, -1), { name: 'RangeError', message: /"index"/ });
+  assert.throws(() => new RwLock(shared, NaN), { name: 'RangeError', message: /"index"/ });
+  assert.throws(() => RwLock.attach({ kind: 'cmkit.RefTable' } as never), { name: 'TypeError', message: /"descriptor"/ });
+  assert.throws(() => RwLock.attach(undefined as never), { name: 'TypeError', message: /"descriptor"/ });
+});
