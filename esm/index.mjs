@@ -2,5 +2,19 @@
 // through `import` is an instance of the Fid class seen through `require`.
 import cmkit from '../dist/src/index.js';
 
-export const { Fid, fidHash, RefTable, DEFAULT_REF_TABLE_CAPACITY, RwLock } = cmkit;
+export const {
+  Fid,
+  fidHash,
+  RefTable,
+  DEFAULT_REF_TABLE_CAPACITY,
+  RwLock,
+  ServerError,
+  MemoryFileServer,
+  CacheManager,
+  DEFAULT_CACHE_SIZE,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_MAX_VNODES,
+  DEFAULT_MAX_READAHEAD,
+} = cmkit;
 export default cmkit;

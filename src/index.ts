@@ -1,6 +1,6 @@
 /**
- * cmkit: the concurrency core of a file-system client cache, shared by every worker
- * thread of a Node.js process.
+ * cmkit: a file-system client cache shared by every worker thread of a Node.js process,
+ * on a native concurrency core.
  */
 export { Fid, fidHash } from './core/fid.js';
 export type { FidFields } from './core/fid.js';
@@ -9,3 +9,20 @@ export type { RefTableDescriptor, RefTableOptions, RefTableStats } from './core/
 export { RwLock } from './core/rw-lock.js';
 export type { RwLockDescriptor, RwLockMode } from './core/rw-lock.js';
 export type { ErrorCode } from './core/errors.js';
+
+export type { FileServer, FileStatus, FetchResult, StoreOptions } from './server/file-server.js';
+export { ServerError } from './server/server-error.js';
+export type { ServerFaultKind } from './server/server-error.js';
+export { MemoryFileServer } from './server/memory-file-server.js';
+export type { MemoryFileServerOptions, ServerCounters, FaultSpec, RpcKind } from './server/memory-file-server.js';
+
+export {
+  CacheManager,
+  DEFAULT_CACHE_SIZE,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_MAX_VNODES,
+  DEFAULT_MAX_READAHEAD,
+} from './cache/cache-manager.js';
+export type { CacheManagerOptions, CacheDescriptor } from './cache/cache-manager.js';
+export type { CacheStats } from './cache/layout.js';

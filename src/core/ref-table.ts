@@ -1,5 +1,5 @@
 import { invalidArgType, typeError } from './errors.js';
-import { Fid, checkFid } from './fid.js';
+import { Fid, checkFid, fidHash } from './fid.js';
 import { addon, scratch, ScratchWord } from './native.js';
 import { checkInteger, checkObject, checkUint32 } from './validate.js';
 
@@ -49,6 +49,9 @@ export interface RefTableStats {
  * pass `descriptor` to the others, and `RefTable.attach` it there.
  */
 export class RefTable {
+  /** The largest capacity a table may have. */
+  static readonly maxCapacity: number = binding.maxCapacity;
+
   readonly #id: number;
   readonly #local: number;
   #closed = false;
@@ -105,6 +108,25 @@ export class RefTable {
    */
   getHold(fid: Fid, onCreate?: (slot: number) => void): number {
     this.#loadFid(fid, 'RefTable.getHold');
+    const slot = binding.getHold();
+    if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(slot);
+    return slot;
+  }
+
+  /**
+   * findHold for a key that is not a Fid: any four unsigned 32-bit words, hashed as a
+   * Fid is. Keys and Fids share one key space, so keep them in different tables. The
+   * words are trusted to be uint32 (this is the hot path of layers built on RefTable).
+   */
+  findHoldKey(k0: number, k1: number, k2: number, k3: number): number {
+    this.#loadKey(k0, k1, k2, k3, 'RefTable.findHoldKey');
+    const slot = binding.findHold();
+    return slot === NOT_FOUND ? -1 : slot;
+  }
+
+  /** getHold for a key that is not a Fid; see findHoldKey. */
+  getHoldKey(k0: number, k1: number, k2: number, k3: number, onCreate?: (slot: number) => void): number {
+    this.#loadKey(k0, k1, k2, k3, 'RefTable.getHoldKey');
     const slot = binding.getHold();
     if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(slot);
     return slot;
@@ -203,5 +225,14 @@ export class RefTable {
     scratch[ScratchWord.Vnode] = fid.vnode;
     scratch[ScratchWord.Unique] = fid.unique;
     scratch[ScratchWord.Hash] = fid.hash;
+  }
+
+  #loadKey(k0: number, k1: number, k2: number, k3: number, what: string): void {
+    this.#select(what);
+    scratch[ScratchWord.Cell] = k0;
+    scratch[ScratchWord.Volume] = k1;
+    scratch[ScratchWord.Vnode] = k2;
+    scratch[ScratchWord.Unique] = k3;
+    scratch[ScratchWord.Hash] = fidHash(k0, k1, k2, k3);
   }
 }

@@ -1,0 +1,1098 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
+import { invalidArgType, outOfRange, typeError } from '../core/errors.js';
+import { Fid } from '../core/fid.js';
+import { RefTable, type RefTableDescriptor } from '../core/ref-table.js';
+import { RwLock } from '../core/rw-lock.js';
+import { checkInteger, checkObject } from '../core/validate.js';
+import type { FileServer, FileStatus, StoreOptions } from '../server/file-server.js';
+import { RemoteFileServer, ServerChannel } from '../server/server-channel.js';
+import {
+  BufferState,
+  CacheViews,
+  HEADER_I32,
+  HeaderI32,
+  VNODE_DIRTY_HELD,
+  VNODE_F64,
+  VNODE_I32,
+  VnodeF64,
+  VnodeI32,
+  allocateCacheMemory,
+  type CacheStats,
+  type SharedCacheMemory,
+} from './layout.js';
+import { Readahead } from './readahead.js';
+import { isBufferValid, nextRange } from './version-range.js';
+
+export const DEFAULT_CACHE_SIZE = 64 * 1024 * 1024;
+export const DEFAULT_BLOCK_SIZE = 4096;
+export const DEFAULT_CHUNK_SIZE = 256 * 1024;
+export const DEFAULT_MAX_VNODES = 4096;
+export const DEFAULT_MAX_READAHEAD = 4 * 1024 * 1024;
+
+export interface CacheManagerOptions {
+  /** Bytes of file data the cache holds; rounded down to whole blocks. @default 67108864 (64 MiB) */
+  readonly cacheSize?: number;
+  /** Bytes per buffer: a power of two from 512 to 1 MiB. @default 4096 */
+  readonly blockSize?: number;
+  /** The largest fetch or store, in bytes: a multiple of blockSize. @default 262144 (256 KiB) */
+  readonly chunkSize?: number;
+  /** Files whose status the cache holds at once. @default 4096 */
+  readonly maxVnodes?: number;
+  /** Read ahead in the background when a file is read sequentially. @default true */
+  readonly prefetch?: boolean;
+  /** The largest readahead window, in bytes. @default 4194304 (4 MiB) */
+  readonly maxReadahead?: number;
+}
+
+/** Structured-clonable: post it to a worker and call CacheManager.attach there. */
+export interface CacheDescriptor {
+  readonly kind: 'cmkit.CacheManager';
+  readonly vnodeTable: RefTableDescriptor;
+  readonly bufferTable: RefTableDescriptor;
+  readonly memory: SharedCacheMemory;
+  readonly blockSize: number;
+  readonly chunkSize: number;
+  readonly prefetch: boolean;
+  readonly maxReadahead: number;
+  /** The BroadcastChannel on which the creating thread serves FileServer RPCs. */
+  readonly serverChannel: string;
+}
+
+/** One operation's handle on a vnode record: the caller holds a reference on `slot`. */
+interface Vnode {
+  readonly fid: Fid;
+  readonly slot: number;
+  readonly gen: number;
+  /** Float64 and Int32 indexes of the record. */
+  readonly f: number;
+  readonly i: number;
+  readonly lock: RwLock;
+}
+
+/** A run of consecutive blocks claimed (state Busy, buffer held) for one fetch. */
+interface Run {
+  readonly firstBlock: number;
+  readonly slots: number[];
+}
+
+/** Why a locked pass over a file stopped before it was done, and what to do unlocked. */
+type Need =
+  | { readonly kind: 'fetch'; readonly run: Run }
+  | { readonly kind: 'busy'; readonly slot: number; readonly state: number }
+  | { readonly kind: 'retry' }
+  | { readonly kind: 'full' };
+
+const RETRY: Need = { kind: 'retry' };
+const FULL: Need = { kind: 'full' };
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const READAHEAD_STREAMS = 1024;
+
+let nextCacheId = 0;
+
+/**
+ * A file-system client cache shared by every thread of the process: vnode status and
+ * data buffers live in shared memory, found through two RefTables (vnodes by Fid,
+ * buffers by vnode and block number) and guarded by one RwLock per vnode.
+ *
+ * Create it on one thread with a FileServer; other threads attach with `descriptor` and
+ * reach the server through that thread. No lock is held across an await: a buffer being
+ * fetched is marked Busy in its header and others wait on that word.
+ */
+export class CacheManager {
+  readonly #server: FileServer;
+  readonly #vnodes: RefTable;
+  readonly #buffers: RefTable;
+  readonly #memory: SharedCacheMemory;
+  readonly #v: CacheViews;
+  readonly #blockSize: number;
+  readonly #chunkBlocks: number;
+  readonly #bufferCount: number;
+  readonly #prefetch: boolean;
+  readonly #maxReadahead: number;
+  readonly #serverChannel: string;
+  readonly #owned: { channel: ServerChannel } | { remote: RemoteFileServer };
+  readonly #readahead = new Map<string, Readahead>();
+  readonly #background = new Set<Promise<void>>();
+  #closed = false;
+
+  private constructor(
+    server: FileServer,
+    vnodes: RefTable,
+    buffers: RefTable,
+    config: Omit<CacheDescriptor, 'kind' | 'vnodeTable' | 'bufferTable'>,
+    owned: { channel: ServerChannel } | { remote: RemoteFileServer },
+  ) {
+    this.#server = server;
+    this.#vnodes = vnodes;
+    this.#buffers = buffers;
+    this.#memory = config.memory;
+    this.#v = new CacheViews(config.memory);
+    this.#blockSize = config.blockSize;
+    this.#chunkBlocks = config.chunkSize / config.blockSize;
+    this.#bufferCount = this.#v.versions.length;
+    this.#prefetch = config.prefetch;
+    this.#maxReadahead = config.maxReadahead;
+    this.#serverChannel = config.serverChannel;
+    this.#owned = owned;
+  }
+
+  /** A new cache in front of `server`, on this thread. */
+  static create(server: FileServer, options: CacheManagerOptions = {}): CacheManager {
+    checkObject(server, 'server');
+    checkObject(options, 'options');
+    const blockSize = checkInteger(options.blockSize ?? DEFAULT_BLOCK_SIZE, 'options.blockSize', 512, 1 << 20);
+    if ((blockSize & (blockSize - 1)) !== 0) throw outOfRange('options.blockSize', 'a power of two', blockSize);
+    const chunkSize = checkInteger(options.chunkSize ?? DEFAULT_CHUNK_SIZE, 'options.chunkSize', blockSize, 64 << 20);
+    if (chunkSize % blockSize !== 0) throw outOfRange('options.chunkSize', `a multiple of blockSize (${blockSize})`, chunkSize);
+    const cacheSize = checkInteger(options.cacheSize ?? DEFAULT_CACHE_SIZE, 'options.cacheSize', 4 * chunkSize, 2 ** 40);
+    const maxVnodes = checkInteger(options.maxVnodes ?? DEFAULT_MAX_VNODES, 'options.maxVnodes', 1, 1 << 20);
+    const maxReadahead = checkInteger(options.maxReadahead ?? DEFAULT_MAX_READAHEAD, 'options.maxReadahead', blockSize, 1 << 30);
+    const prefetch = options.prefetch ?? true;
+    if (typeof prefetch !== 'boolean') throw invalidArgType('options.prefetch', 'of type boolean', prefetch);
+    const buffers = Math.floor(cacheSize / blockSize);
+    if (buffers > RefTable.maxCapacity) throw outOfRange('options.cacheSize', `at most ${RefTable.maxCapacity} blocks`, cacheSize);
+
+    const memory = allocateCacheMemory(maxVnodes, buffers, blockSize);
+    const serverChannel = `cmkit.cache.${process.pid}.${nextCacheId++}.${Math.random().toString(36).slice(2)}`;
+    const channel = new ServerChannel(serverChannel, server);
+    const cm = new CacheManager(
+      server,
+      new RefTable({ capacity: maxVnodes }),
+      new RefTable({ capacity: buffers }),
+      { memory, blockSize, chunkSize, prefetch, maxReadahead, serverChannel },
+      { channel },
+    );
+    server.onCallbackBreak((fid) => cm.#callbackBroken(fid));
+    return cm;
+  }
+
+  /**
+   * Joins, on this thread, a cache created on another. RPCs go to the creating thread's
+   * server unless `server` is given.
+   */
+  static attach(descriptor: CacheDescriptor, server?: FileServer): CacheManager {
+    checkObject(descriptor, 'descriptor');
+    if (descriptor.kind !== 'cmkit.CacheManager') {
+      throw invalidArgType('descriptor', 'a CacheManager descriptor', descriptor);
+    }
+    const vnodes = RefTable.attach(descriptor.vnodeTable);
+    let buffers: RefTable;
+    try {
+      buffers = RefTable.attach(descriptor.bufferTable);
+    } catch (e) {
+      vnodes.detach();
+      throw e;
+    }
+    const remote = new RemoteFileServer(descriptor.serverChannel);
+    return new CacheManager(server ?? remote, vnodes, buffers, descriptor, { remote });
+  }
+
+  get descriptor(): CacheDescriptor {
+    return {
+      kind: 'cmkit.CacheManager',
+      vnodeTable: this.#vnodes.descriptor,
+      bufferTable: this.#buffers.descriptor,
+      memory: this.#memory,
+      blockSize: this.#blockSize,
+      chunkSize: this.#chunkBlocks * this.#blockSize,
+      prefetch: this.#prefetch,
+      maxReadahead: this.#maxReadahead,
+      serverChannel: this.#serverChannel,
+    };
+  }
+
+  get blockSize(): number {
+    return this.#blockSize;
+  }
+
+  /** Counters shared by every thread of this cache. */
+  stats(): CacheStats {
+    return this.#v.readStats();
+  }
+
+  /** Reads up to `length` bytes at `offset`; shorter at end of file. */
+  async read(fid: Fid, offset: number, length: number): Promise<Uint8Array> {
+    this.#checkOpen('read');
+    checkFidArg(fid);
+    checkInteger(offset, 'offset', 0, MAX_SAFE);
+    checkInteger(length, 'length', 0, MAX_SAFE - offset);
+    return this.#read(fid, offset, length, undefined);
+  }
+
+  /** Reads into `into` from `offset`; resolves to the number of bytes read. */
+  async readInto(fid: Fid, offset: number, into: Uint8Array): Promise<number> {
+    this.#checkOpen('readInto');
+    checkFidArg(fid);
+    checkInteger(offset, 'offset', 0, MAX_SAFE);
+    if (!(into instanceof Uint8Array)) throw invalidArgType('into', 'an instance of Uint8Array', into);
+    checkInteger(into.length, 'into.length', 0, MAX_SAFE - offset);
+    return (await this.#read(fid, offset, into.length, into)).length;
+  }
+
+  /** Writes `data` at `offset` into the cache; flush() stores it. */
+  async write(fid: Fid, offset: number, data: Uint8Array): Promise<void> {
+    this.#checkOpen('write');
+    checkFidArg(fid);
+    checkInteger(offset, 'offset', 0, MAX_SAFE);
+    if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data);
+    checkInteger(data.length, 'data.length', 0, MAX_SAFE - offset);
+    const v = await this.#openVnode(fid);
+    try {
+      await this.#ensureStatus(v);
+      let pos = offset;
+      const end = offset + data.length;
+      while (pos < end) {
+        let need: Need | undefined;
+        await v.lock.writeAsync();
+        try {
+          while (pos < end) {
+            const r = this.#writeBlock(v, pos, end, data, offset);
+            if (typeof r !== 'number') {
+              need = r;
+              break;
+            }
+            pos += r;
+          }
+        } finally {
+          v.lock.release();
+        }
+        if (need !== undefined) await this.#resolve(v, need, false);
+      }
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
+
+  /** Sets the file's length. Bytes past a shrink are never fetched again; flush() stores it. */
+  async truncate(fid: Fid, length: number): Promise<void> {
+    this.#checkOpen('truncate');
+    checkFidArg(fid);
+    checkInteger(length, 'length', 0, MAX_SAFE);
+    const v = await this.#openVnode(fid);
+    try {
+      await this.#ensureStatus(v);
+      await v.lock.writeAsync();
+      try {
+        this.#truncateLocked(v, length);
+      } finally {
+        v.lock.release();
+      }
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
+
+  /** Stores the file's dirty data and pending truncation; resolves once the server has it. */
+  async flush(fid: Fid): Promise<void> {
+    this.#checkOpen('flush');
+    checkFidArg(fid);
+    const v = await this.#openVnode(fid);
+    try {
+      await this.#flushVnode(v);
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
+
+  /** Flushes every file with dirty data. */
+  async flushAll(): Promise<void> {
+    this.#checkOpen('flushAll');
+    await this.#flushAllDirty();
+  }
+
+  /** The file's status as this client sees it (length includes unstored writes). */
+  async stat(fid: Fid): Promise<FileStatus> {
+    this.#checkOpen('stat');
+    checkFidArg(fid);
+    const v = await this.#openVnode(fid);
+    try {
+      await this.#ensureStatus(v);
+      const F = this.#v.vnodeF64;
+      return { dataVersion: F[v.f + VnodeF64.DataVersion]!, length: F[v.f + VnodeF64.Length]! };
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
+
+  /** Drops the file's clean buffers from the cache; resolves to how many were dropped. */
+  async evict(fid: Fid): Promise<number> {
+    this.#checkOpen('evict');
+    checkFidArg(fid);
+    const v = await this.#openVnode(fid);
+    try {
+      await v.lock.writeAsync();
+      try {
+        let dropped = 0;
+        this.#forEachBufferOf(v, 0, Infinity, (slot, state) => {
+          if ((state & (BufferState.Dirty | BufferState.Busy)) !== 0 || (state & BufferState.Valid) === 0) return;
+          // Held by someone besides us (a store in flight keeps its buffers held until
+          // the server has them): not ours to drop.
+          if (this.#buffers.refCount(slot) > 1) return;
+          if (this.#isValid(v, slot, state)) this.#countCached(v, -1);
+          Atomics.store(this.#v.headers, slot * HEADER_I32 + HeaderI32.State, 0);
+          dropped++;
+        });
+        return dropped;
+      } finally {
+        v.lock.release();
+      }
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
+
+  /**
+   * Waits for background fetches, flushes all dirty data, and leaves the cache. On the
+   * creating thread it also closes the cache for every thread.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await Promise.allSettled([...this.#background]);
+    await this.#flushAllDirty();
+    this.#closed = true;
+    if ('channel' in this.#owned) {
+      this.#owned.channel.close();
+      this.#vnodes.close();
+      this.#buffers.close();
+    } else {
+      this.#owned.remote.close();
+      this.#vnodes.detach();
+      this.#buffers.detach();
+    }
+  }
+
+  // ---- vnodes -------------------------------------------------------------------------
+
+  async #openVnode(fid: Fid): Promise<Vnode> {
+    const slot = this.#vnodes.getHold(fid, (s) => this.#initVnode(s, fid));
+    const I = this.#v.vnodeI32;
+    const i = slot * VNODE_I32;
+    // The entry is ours to hold, but the thread that created it may still be writing the
+    // record; its identity is written last.
+    while (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) await nextTurn();
+    return {
+      fid,
+      slot,
+      gen: Atomics.load(I, i + VnodeI32.Generation),
+      f: slot * VNODE_F64,
+      i,
+      lock: new RwLock(I, i + VnodeI32.Lock),
+    };
+  }
+
+  #initVnode(slot: number, fid: Fid): void {
+    const F = this.#v.vnodeF64;
+    const I = this.#v.vnodeI32;
+    const f = slot * VNODE_F64;
+    const i = slot * VNODE_I32;
+    F[f + VnodeF64.DataVersion] = -1;
+    F[f + VnodeF64.BufDataVersionLow] = 0;
+    F[f + VnodeF64.Length] = 0;
+    F[f + VnodeF64.ServerLength] = 0;
+    F[f + VnodeF64.TruncPos] = Infinity;
+    Atomics.store(I, i + VnodeI32.BreakSeq, 0);
+    Atomics.store(I, i + VnodeI32.StatusSeq, -1);
+    Atomics.store(I, i + VnodeI32.DirtyHead, -1);
+    Atomics.store(I, i + VnodeI32.StoresInFlight, 0);
+    Atomics.store(I, i + VnodeI32.Flags, 0);
+    Atomics.store(I, i + VnodeI32.Cached, 0);
+    Atomics.add(I, i + VnodeI32.Generation, 1);
+    storeIdentity(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique);
+  }
+
+  #callbackBroken(fid: Fid): void {
+    if (this.#closed) return;
+    const slot = this.#vnodes.findHold(fid);
+    if (slot < 0) return;
+    const i = slot * VNODE_I32;
+    if (identityIs(this.#v.vnodeI32, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) {
+      Atomics.add(this.#v.vnodeI32, i + VnodeI32.BreakSeq, 1);
+    }
+    this.#vnodes.release(slot);
+  }
+
+  /** Fetches the status unless the one we have is current (no callback break since). */
+  async #ensureStatus(v: Vnode): Promise<void> {
+    const I = this.#v.vnodeI32;
+    const seq = Atomics.load(I, v.i + VnodeI32.BreakSeq);
+    if (Atomics.load(I, v.i + VnodeI32.StatusSeq) === seq && this.#v.vnodeF64[v.f + VnodeF64.DataVersion]! >= 0) return;
+    this.#v.count('statusRpcs');
+    const status = await this.#server.fetchStatus(v.fid);
+    await v.lock.writeAsync();
+    try {
+      this.#applyServerVersion(v, status.dataVersion, status.length);
+      // A break that arrived while we asked leaves the status stale: seq is then behind.
+      Atomics.store(I, v.i + VnodeI32.StatusSeq, seq);
+    } finally {
+      v.lock.release();
+    }
+  }
+
+  /** Under the write lock: the server said the file is at `version` with `length`. */
+  #applyServerVersion(v: Vnode, version: number, length: number): void {
+    const F = this.#v.vnodeF64;
+    const I = this.#v.vnodeI32;
+    const inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+    const { range, change } = nextRange(
+      { dataVersion: F[v.f + VnodeF64.DataVersion]!, bufDataVersionLow: F[v.f + VnodeF64.BufDataVersionLow]! },
+      version,
+      inFlight,
+    );
+    F[v.f + VnodeF64.DataVersion] = range.dataVersion;
+    F[v.f + VnodeF64.BufDataVersionLow] = range.bufDataVersionLow;
+    if (change === 'theirs') {
+      // Every clean buffer just became invalid; only the dirty ones still count.
+      Atomics.store(I, v.i + VnodeI32.Cached, this.#dirtyCount(v));
+      F[v.f + VnodeF64.ServerLength] = length;
+      // Unstored writes and truncations of ours still decide the length we show.
+      if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) F[v.f + VnodeF64.Length] = length;
+    }
+  }
+
+  /** The first byte that is never fetched: min(pending truncation, server length). */
+  #zeroPoint(v: Vnode): number {
+    const F = this.#v.vnodeF64;
+    return Math.min(F[v.f + VnodeF64.TruncPos]!, F[v.f + VnodeF64.ServerLength]!);
+  }
+
+  /** Under the write lock: keeps the vnode (and so its record) held until it is stored. */
+  #markVnodeDirty(v: Vnode): void {
+    const I = this.#v.vnodeI32;
+    const flags = Atomics.load(I, v.i + VnodeI32.Flags);
+    if ((flags & VNODE_DIRTY_HELD) !== 0) return;
+    this.#vnodes.hold(v.slot);
+    Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
+  }
+
+  // ---- buffers ------------------------------------------------------------------------
+
+  /** Holds the buffer for block `block` of v, or returns why not. Caller releases it. */
+  #holdBuffer(v: Vnode, block: number): number | Need {
+    let slot: number;
+    try {
+      slot = this.#buffers.getHoldKey(v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32), (s) =>
+        this.#initBuffer(s, v, block),
+      );
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_CMKIT_TABLE_FULL') return FULL;
+      throw e;
+    }
+    if (!identityIs(this.#v.headers, slot * HEADER_I32 + HeaderI32.Identity, v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32))) {
+      this.#buffers.release(slot); // still being set up by the thread that created it
+      return RETRY;
+    }
+    return slot;
+  }
+
+  #initBuffer(slot: number, v: Vnode, block: number): void {
+    const H = this.#v.headers;
+    const h = slot * HEADER_I32;
+    this.#forgetPreviousOwner(slot);
+    Atomics.store(H, h + HeaderI32.State, 0);
+    Atomics.store(H, h + HeaderI32.DirtyNext, -1);
+    Atomics.store(H, h + HeaderI32.DirtyPrev, -1);
+    this.#v.versions[slot] = -1;
+    storeIdentity(H, h + HeaderI32.Identity, v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32));
+  }
+
+  /** A recycled buffer no longer counts among its previous file's cached buffers. */
+  #forgetPreviousOwner(slot: number): void {
+    const H = this.#v.headers;
+    const h = slot * HEADER_I32;
+    const state = Atomics.load(H, h + HeaderI32.State);
+    const owner = Atomics.load(H, h + HeaderI32.Identity);
+    if ((state & BufferState.Valid) === 0 || owner < 0 || owner * VNODE_I32 >= this.#v.vnodeI32.length) return;
+    const I = this.#v.vnodeI32;
+    const i = owner * VNODE_I32;
+    if (Atomics.load(I, i + VnodeI32.Generation) !== Atomics.load(H, h + HeaderI32.Identity + 1)) return;
+    const F = this.#v.vnodeF64;
+    const f = owner * VNODE_F64;
+    if (isBufferValid(F[f + VnodeF64.BufDataVersionLow]!, this.#v.versions[slot]!, F[f + VnodeF64.DataVersion]!)) {
+      Atomics.sub(I, i + VnodeI32.Cached, 1);
+    }
+  }
+
+  /** Under the vnode lock: buffer `slot` of v just became valid (+1) or stopped being (-1). */
+  #countCached(v: Vnode, delta: number): void {
+    Atomics.add(this.#v.vnodeI32, v.i + VnodeI32.Cached, delta);
+  }
+
+  #dirtyCount(v: Vnode): number {
+    const H = this.#v.headers;
+    let n = 0;
+    for (let s = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.DirtyHead); s >= 0; s = Atomics.load(H, s * HEADER_I32 + HeaderI32.DirtyNext)) n++;
+    return n;
+  }
+
+  #isValid(v: Vnode, slot: number, state: number): boolean {
+    if ((state & BufferState.Dirty) !== 0) return true;
+    if ((state & BufferState.Valid) === 0) return false;
+    const F = this.#v.vnodeF64;
+    return isBufferValid(F[v.f + VnodeF64.BufDataVersionLow]!, this.#v.versions[slot]!, F[v.f + VnodeF64.DataVersion]!);
+  }
+
+  /**
+   * Calls fn(slot, state) for each buffer of v holding a block in [fromBlock, toBlock),
+   * held for the call. Looks the blocks up when they are fewer than the buffers, and
+   * scans every header otherwise, so the cost is bounded by the smaller of the two.
+   */
+  #forEachBufferOf(v: Vnode, fromBlock: number, toBlock: number, fn: (slot: number, state: number) => void): void {
+    const H = this.#v.headers;
+    if (toBlock - fromBlock <= this.#bufferCount) {
+      for (let block = fromBlock; block < toBlock; block++) {
+        const slot = this.#buffers.findHoldKey(v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32));
+        if (slot < 0) continue;
+        if (identityIs(H, slot * HEADER_I32 + HeaderI32.Identity, v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32))) {
+          fn(slot, Atomics.load(H, slot * HEADER_I32 + HeaderI32.State));
+        }
+        this.#buffers.release(slot);
+      }
+      return;
+    }
+    for (let slot = 0; slot < this.#bufferCount; slot++) {
+      const h = slot * HEADER_I32;
+      if (Atomics.load(H, h + HeaderI32.Identity) !== v.slot || Atomics.load(H, h + HeaderI32.Identity + 1) !== v.gen) continue;
+      const block = blockOf(H, h);
+      if (block < fromBlock || block >= toBlock) continue;
+      // Hold it so it cannot be recycled under us, then check it is still this block.
+      const held = this.#buffers.findHoldKey(v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32));
+      if (held === slot) fn(slot, Atomics.load(H, h + HeaderI32.State));
+      if (held >= 0) this.#buffers.release(held);
+    }
+  }
+
+  /**
+   * Under the vnode lock: claims `first` (held, not valid, not busy) and the blocks after
+   * it up to the end of its chunk, the zero point or the first that is valid or busy.
+   * The claimed buffers stay held and Busy until #fetchRun ends.
+   */
+  #claimRun(v: Vnode, firstBlock: number, firstSlot: number, firstState: number): Need {
+    const H = this.#v.headers;
+    const hs = firstSlot * HEADER_I32 + HeaderI32.State;
+    if (Atomics.compareExchange(H, hs, firstState, BufferState.Busy) !== firstState) {
+      this.#buffers.release(firstSlot);
+      return RETRY;
+    }
+    const slots = [firstSlot];
+    const limit = Math.min(
+      (Math.floor(firstBlock / this.#chunkBlocks) + 1) * this.#chunkBlocks,
+      Math.ceil(Math.min(this.#zeroPoint(v), this.#v.vnodeF64[v.f + VnodeF64.Length]!) / this.#blockSize),
+    );
+    for (let block = firstBlock + 1; block < limit; block++) {
+      if (!this.#claimNext(v, block, slots)) break;
+    }
+    return { kind: 'fetch', run: { firstBlock, slots } };
+  }
+
+  /** Claims one more block for a run; false (claiming nothing) if it is valid or busy. */
+  #claimNext(v: Vnode, block: number, slots: number[]): boolean {
+    const held = this.#holdBuffer(v, block);
+    if (typeof held !== 'number') return false;
+    const hs = held * HEADER_I32 + HeaderI32.State;
+    const state = Atomics.load(this.#v.headers, hs);
+    if ((state & BufferState.Busy) !== 0 || this.#isValid(v, held, state) ||
+        Atomics.compareExchange(this.#v.headers, hs, state, BufferState.Busy) !== state) {
+      this.#buffers.release(held);
+      return false;
+    }
+    slots.push(held);
+    return true;
+  }
+
+  /** Fetches a claimed run and fills its buffers; always ends their Busy state. */
+  async #fetchRun(v: Vnode, run: Run, prefetched: boolean): Promise<void> {
+    const bs = this.#blockSize;
+    const H = this.#v.headers;
+    const start = run.firstBlock * bs;
+    this.#v.count('fetchRpcs');
+    if (prefetched) {
+      this.#v.count('prefetchesIssued');
+      this.#v.count('prefetchBlocks', run.slots.length);
+    }
+    let filled = false;
+    try {
+      const result = await this.#server.fetchData(v.fid, start, run.slots.length * bs);
+      this.#v.count('fetchBytes', result.data.length);
+      await v.lock.writeAsync();
+      try {
+        this.#applyServerVersion(v, result.dataVersion, result.length);
+        const zeroPoint = this.#zeroPoint(v);
+        const data = this.#v.data;
+        run.slots.forEach((slot, k) => {
+          const base = slot * bs;
+          const blockStart = start + k * bs;
+          const got = Math.max(0, Math.min(bs, result.data.length - k * bs, zeroPoint - blockStart));
+          data.set(result.data.subarray(k * bs, k * bs + got), base);
+          data.fill(0, base + got, base + bs);
+          this.#v.versions[slot] = result.dataVersion;
+          const state = BufferState.Valid | (prefetched ? BufferState.Prefetched : 0);
+          Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, state);
+          if (this.#isValid(v, slot, state)) this.#countCached(v, 1);
+        });
+        filled = true;
+      } finally {
+        v.lock.release();
+      }
+    } finally {
+      for (const slot of run.slots) {
+        if (!filled) Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, 0);
+        Atomics.notify(H, slot * HEADER_I32 + HeaderI32.State);
+        this.#buffers.release(slot);
+      }
+    }
+  }
+
+  /** Does, without the vnode lock, what a locked pass said it needs. */
+  async #resolve(v: Vnode, need: Need, prefetched: boolean): Promise<void> {
+    switch (need.kind) {
+      case 'fetch':
+        return this.#fetchRun(v, need.run, prefetched);
+      case 'busy': {
+        const r = Atomics.waitAsync(this.#v.headers, need.slot * HEADER_I32 + HeaderI32.State, need.state, 1000);
+        if (r.async) await r.value;
+        return;
+      }
+      case 'retry':
+        await nextTurn();
+        return;
+      case 'full':
+        // Every buffer is held; most are dirty. Storing them releases their holds.
+        if (!(await this.#flushAllDirty())) {
+          throw Object.assign(new Error('the cache is full of buffers in use; make cacheSize larger'), {
+            code: 'ERR_CMKIT_TABLE_FULL',
+          });
+        }
+    }
+  }
+
+  // ---- read ---------------------------------------------------------------------------
+
+  async #read(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
+    const v = await this.#openVnode(fid);
+    try {
+      await this.#ensureStatus(v);
+      let out = into;
+      let pos = offset;
+      let end = offset;
+      for (;;) {
+        let need: Need | undefined;
+        await v.lock.readAsync();
+        try {
+          end = Math.max(offset, Math.min(offset + length, this.#v.vnodeF64[v.f + VnodeF64.Length]!));
+          // The length may change between passes; the first pass sizes the result.
+          out ??= new Uint8Array(end - offset);
+          end = Math.min(end, offset + out.length);
+          while (pos < end) {
+            const r = this.#readBlock(v, pos, end, out, offset);
+            if (typeof r !== 'number') {
+              need = r;
+              break;
+            }
+            pos += r;
+          }
+        } finally {
+          v.lock.release();
+        }
+        if (need === undefined) break;
+        await this.#resolve(v, need, false);
+      }
+      if (this.#prefetch) this.#startReadahead(v, offset, end - offset);
+      return out!.subarray(0, end - offset);
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
+
+  /** Under the read lock: copies from one block, or says what is needed first. */
+  #readBlock(v: Vnode, pos: number, end: number, out: Uint8Array, outBase: number): number | Need {
+    const bs = this.#blockSize;
+    const block = Math.floor(pos / bs);
+    const within = pos - block * bs;
+    const n = Math.min(bs - within, end - pos);
+    const slot = this.#holdBuffer(v, block);
+    if (typeof slot !== 'number') return slot;
+    const H = this.#v.headers;
+    const hs = slot * HEADER_I32 + HeaderI32.State;
+    let state = Atomics.load(H, hs);
+    if ((state & BufferState.Busy) !== 0) {
+      this.#buffers.release(slot);
+      return { kind: 'busy', slot, state };
+    }
+    if (!this.#isValid(v, slot, state)) {
+      if (block * bs < this.#zeroPoint(v)) {
+        this.#v.count('misses');
+        return this.#claimRun(v, block, slot, state); // keeps the hold
+      }
+      // Past a pending truncation or the server's length: zeros, made here.
+      if (Atomics.compareExchange(H, hs, state, BufferState.Busy) !== state) {
+        this.#buffers.release(slot);
+        return RETRY;
+      }
+      this.#v.data.fill(0, slot * bs, slot * bs + bs);
+      this.#v.versions[slot] = this.#v.vnodeF64[v.f + VnodeF64.DataVersion]!;
+      state = BufferState.Valid;
+      Atomics.store(H, hs, state);
+      Atomics.notify(H, hs);
+      this.#countCached(v, 1);
+      this.#v.count('fetchesAvoidedByTruncation');
+    } else {
+      this.#v.count('hits');
+      if ((state & BufferState.Prefetched) !== 0 &&
+          Atomics.compareExchange(H, hs, state, state & ~BufferState.Prefetched) === state) {
+        this.#v.count('prefetchBlocksUsed');
+      }
+    }
+    const src = slot * bs + within;
+    out.set(this.#v.data.subarray(src, src + n), pos - outBase);
+    this.#buffers.release(slot);
+    return n;
+  }
+
+  // ---- prefetch -----------------------------------------------------------------------
+
+  #startReadahead(v: Vnode, offset: number, length: number): void {
+    const key = `${v.slot}.${v.gen}`;
+    let ra = this.#readahead.get(key);
+    if (ra === undefined) {
+      if (this.#readahead.size >= READAHEAD_STREAMS) this.#readahead.delete(this.#readahead.keys().next().value!);
+      ra = new Readahead(this.#maxReadahead);
+      this.#readahead.set(key, ra);
+    }
+    const window = ra.onRead(offset, length);
+    if (window === undefined) return;
+    this.#vnodes.hold(v.slot); // the background job's own reference
+    const job = this.#prefetchWindow(v, window.start, window.start + window.length)
+      .catch(() => {
+        // A failed prefetch is only a missed chance: the reader fetches on demand and
+        // reports the error then.
+      })
+      .finally(() => {
+        this.#vnodes.release(v.slot);
+        this.#background.delete(job);
+      });
+    this.#background.add(job);
+  }
+
+  /** Claims and fetches, chunk by chunk, the blocks of [start, end) that need it. */
+  async #prefetchWindow(v: Vnode, start: number, end: number): Promise<void> {
+    const bs = this.#blockSize;
+    const runs: Run[] = [];
+    await v.lock.readAsync();
+    try {
+      const stop = Math.min(end, this.#zeroPoint(v), this.#v.vnodeF64[v.f + VnodeF64.Length]!);
+      for (let block = Math.floor(start / bs); block * bs < stop; block++) {
+        const slot = this.#holdBuffer(v, block);
+        if (typeof slot !== 'number') {
+          if (slot.kind === 'full') break;
+          continue;
+        }
+        const state = Atomics.load(this.#v.headers, slot * HEADER_I32 + HeaderI32.State);
+        if ((state & BufferState.Busy) !== 0 || this.#isValid(v, slot, state)) {
+          this.#buffers.release(slot);
+          continue;
+        }
+        const need = this.#claimRun(v, block, slot, state);
+        if (need.kind === 'fetch') {
+          runs.push(need.run);
+          block = need.run.firstBlock + need.run.slots.length - 1;
+        }
+      }
+    } finally {
+      v.lock.release();
+    }
+    await Promise.all(runs.map((run) => this.#fetchRun(v, run, true)));
+  }
+
+  // ---- write and truncate -------------------------------------------------------------
+
+  /** Under the write lock: copies into one block, or says what is needed first. */
+  #writeBlock(v: Vnode, pos: number, end: number, data: Uint8Array, dataBase: number): number | Need {
+    const bs = this.#blockSize;
+    const block = Math.floor(pos / bs);
+    const blockStart = block * bs;
+    const within = pos - blockStart;
+    const n = Math.min(bs - within, end - pos);
+    const slot = this.#holdBuffer(v, block);
+    if (typeof slot !== 'number') return slot;
+    const H = this.#v.headers;
+    const h = slot * HEADER_I32;
+    let state = Atomics.load(H, h + HeaderI32.State);
+    if ((state & BufferState.Busy) !== 0) {
+      this.#buffers.release(slot);
+      return { kind: 'busy', slot, state };
+    }
+    const F = this.#v.vnodeF64;
+    if (!this.#isValid(v, slot, state)) {
+      // The bytes this write leaves alone must be known, unless they are zeros by rule.
+      const zeroPoint = this.#zeroPoint(v);
+      const headUnknown = within > 0 && blockStart < zeroPoint;
+      const tailUnknown = pos + n < blockStart + bs && pos + n < zeroPoint;
+      if (headUnknown || tailUnknown) {
+        this.#v.count('misses');
+        return this.#claimRun(v, block, slot, state);
+      }
+      if (n < bs && blockStart < F[v.f + VnodeF64.ServerLength]!) this.#v.count('fetchesAvoidedByTruncation');
+      this.#v.data.fill(0, slot * bs, slot * bs + bs);
+      state = BufferState.Valid;
+      this.#countCached(v, 1);
+    }
+    this.#v.data.set(data.subarray(pos - dataBase, pos - dataBase + n), slot * bs + within);
+    this.#v.versions[slot] = F[v.f + VnodeF64.DataVersion]!;
+    if ((state & BufferState.Dirty) === 0) {
+      this.#linkDirty(v, slot);
+      this.#markVnodeDirty(v);
+      Atomics.store(H, h + HeaderI32.State, (state & ~BufferState.Prefetched) | BufferState.Valid | BufferState.Dirty);
+      // The lookup's reference becomes the dirty hold: a dirty buffer is never recycled.
+    } else {
+      this.#buffers.release(slot);
+    }
+    if (pos + n > F[v.f + VnodeF64.Length]!) F[v.f + VnodeF64.Length] = pos + n;
+    return n;
+  }
+
+  #linkDirty(v: Vnode, slot: number): void {
+    const H = this.#v.headers;
+    const I = this.#v.vnodeI32;
+    const head = Atomics.load(I, v.i + VnodeI32.DirtyHead);
+    Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyNext, head);
+    Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyPrev, -1);
+    if (head >= 0) Atomics.store(H, head * HEADER_I32 + HeaderI32.DirtyPrev, slot);
+    Atomics.store(I, v.i + VnodeI32.DirtyHead, slot);
+  }
+
+  #unlinkDirty(v: Vnode, slot: number): void {
+    const H = this.#v.headers;
+    const h = slot * HEADER_I32;
+    const next = Atomics.load(H, h + HeaderI32.DirtyNext);
+    const prev = Atomics.load(H, h + HeaderI32.DirtyPrev);
+    if (prev >= 0) Atomics.store(H, prev * HEADER_I32 + HeaderI32.DirtyNext, next);
+    else Atomics.store(this.#v.vnodeI32, v.i + VnodeI32.DirtyHead, next);
+    if (next >= 0) Atomics.store(H, next * HEADER_I32 + HeaderI32.DirtyPrev, prev);
+    Atomics.store(H, h + HeaderI32.DirtyNext, -1);
+    Atomics.store(H, h + HeaderI32.DirtyPrev, -1);
+  }
+
+  #truncateLocked(v: Vnode, length: number): void {
+    const F = this.#v.vnodeF64;
+    const H = this.#v.headers;
+    const bs = this.#blockSize;
+    const oldLength = F[v.f + VnodeF64.Length]!;
+    if (length < oldLength) {
+      this.#forEachBufferOf(v, Math.floor(length / bs), Math.ceil(oldLength / bs), (slot, state) => {
+        // A buffer being fetched is zeroed past the zero point when it is filled.
+        if ((state & BufferState.Busy) !== 0) return;
+        const blockStart = blockOf(H, slot * HEADER_I32) * bs;
+        if (blockStart >= length) {
+          if (this.#isValid(v, slot, state)) this.#countCached(v, -1);
+          if ((state & BufferState.Dirty) !== 0) {
+            this.#unlinkDirty(v, slot);
+            this.#buffers.release(slot); // the dirty hold
+          }
+          Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, 0);
+        } else if ((state & BufferState.Valid) !== 0) {
+          this.#v.data.fill(0, slot * bs + (length - blockStart), slot * bs + bs);
+        }
+      });
+      F[v.f + VnodeF64.TruncPos] = Math.min(F[v.f + VnodeF64.TruncPos]!, length);
+    }
+    F[v.f + VnodeF64.Length] = length;
+    this.#markVnodeDirty(v);
+  }
+
+  // ---- store --------------------------------------------------------------------------
+
+  /** Stores v's dirty buffers and pending truncation, in chunk-sized runs. */
+  async #flushVnode(v: Vnode): Promise<void> {
+    const I = this.#v.vnodeI32;
+    for (;;) {
+      await v.lock.writeAsync();
+      let batch: StoreBatch | undefined;
+      let inFlight = 0;
+      try {
+        if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0) batch = this.#takeDirty(v);
+        else inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+      } finally {
+        v.lock.release();
+      }
+      if (batch !== undefined) return this.#store(v, batch);
+      if (inFlight === 0) return;
+      // Another flush of this file is still storing: wait for it, so that a resolved
+      // flush always means the server has the data.
+      const r = Atomics.waitAsync(I, v.i + VnodeI32.StoresInFlight, inFlight, 1000);
+      if (r.async) await r.value;
+    }
+  }
+
+  /** Under the write lock: takes v's dirty state into a batch of stores. */
+  #takeDirty(v: Vnode): StoreBatch {
+    const H = this.#v.headers;
+    const I = this.#v.vnodeI32;
+    const F = this.#v.vnodeF64;
+    const bs = this.#blockSize;
+    const slots: number[] = [];
+    for (let s = Atomics.load(I, v.i + VnodeI32.DirtyHead); s >= 0; s = Atomics.load(H, s * HEADER_I32 + HeaderI32.DirtyNext)) {
+      slots.push(s);
+    }
+    const length = F[v.f + VnodeF64.Length]!;
+    slots.sort((a, b) => blockOf(H, a * HEADER_I32) - blockOf(H, b * HEADER_I32));
+    const stores: PendingStore[] = [];
+    for (const slot of slots) {
+      const block = blockOf(H, slot * HEADER_I32);
+      const last = stores[stores.length - 1];
+      if (last !== undefined && last.firstBlock + last.slots.length === block && last.slots.length < this.#chunkBlocks) {
+        last.slots.push(slot);
+      } else {
+        stores.push({ firstBlock: block, slots: [slot], bytes: new Uint8Array(0) });
+      }
+      Atomics.and(H, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Dirty);
+    }
+    for (const st of stores) {
+      const start = st.firstBlock * bs;
+      const n = Math.max(0, Math.min(st.slots.length * bs, length - start));
+      st.bytes = new Uint8Array(n);
+      st.slots.forEach((slot, k) => {
+        const m = Math.max(0, Math.min(bs, n - k * bs));
+        st.bytes.set(this.#v.data.subarray(slot * bs, slot * bs + m), k * bs);
+      });
+    }
+    Atomics.store(I, v.i + VnodeI32.DirtyHead, -1);
+    for (const slot of slots) {
+      Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyNext, -1);
+      Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyPrev, -1);
+    }
+    const truncPos = F[v.f + VnodeF64.TruncPos]!;
+    // The vnode's dirty hold passes to this batch; a write during the store takes a new one.
+    Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_DIRTY_HELD);
+    const rpcs = Math.max(1, stores.length);
+    Atomics.add(I, v.i + VnodeI32.StoresInFlight, rpcs);
+    return { stores, truncPos, fileLength: length, rpcs };
+  }
+
+  async #store(v: Vnode, batch: StoreBatch): Promise<void> {
+    const I = this.#v.vnodeI32;
+    const F = this.#v.vnodeF64;
+    const calls: Array<{ offset: number; bytes: Uint8Array; slots: number[] }> =
+      batch.stores.length > 0
+        ? batch.stores.map((s) => ({ offset: s.firstBlock * this.#blockSize, bytes: s.bytes, slots: s.slots }))
+        : [{ offset: 0, bytes: new Uint8Array(0), slots: [] }];
+    let done = 0;
+    try {
+      for (const call of calls) {
+        const options: { truncPos?: number; fileLength?: number } = {};
+        if (done === 0 && batch.truncPos !== Infinity) options.truncPos = batch.truncPos;
+        if (done === calls.length - 1) options.fileLength = batch.fileLength;
+        this.#v.count('storeRpcs');
+        const result = await this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions);
+        this.#v.count('storeBytes', call.bytes.length);
+        await v.lock.writeAsync();
+        try {
+          const before = F[v.f + VnodeF64.BufDataVersionLow]!;
+          this.#applyServerVersion(v, result.dataVersion, result.length);
+          Atomics.sub(I, v.i + VnodeI32.StoresInFlight, 1);
+          if (F[v.f + VnodeF64.BufDataVersionLow] === before) this.#v.count('buffersKeptValid', Atomics.load(I, v.i + VnodeI32.Cached));
+          else this.#v.count('buffersInvalidated');
+          F[v.f + VnodeF64.ServerLength] = result.length;
+          if (done === 0 && F[v.f + VnodeF64.TruncPos] === batch.truncPos) F[v.f + VnodeF64.TruncPos] = Infinity;
+          done++;
+        } finally {
+          v.lock.release();
+        }
+        for (const slot of call.slots) this.#buffers.release(slot); // the dirty holds
+      }
+      this.#vnodes.release(v.slot); // the batch's dirty hold on the vnode
+    } catch (e) {
+      // Nothing written is lost: what was not stored becomes dirty again.
+      await v.lock.writeAsync();
+      try {
+        const H = this.#v.headers;
+        for (const call of calls.slice(done)) {
+          for (const slot of call.slots) {
+            const state = Atomics.load(H, slot * HEADER_I32 + HeaderI32.State);
+            if ((state & BufferState.Dirty) !== 0) {
+              this.#buffers.release(slot); // re-dirtied meanwhile: it has a newer hold
+            } else if ((state & BufferState.Valid) !== 0) {
+              this.#linkDirty(v, slot);
+              Atomics.or(H, slot * HEADER_I32 + HeaderI32.State, BufferState.Dirty);
+            } else {
+              this.#buffers.release(slot); // truncated away meanwhile
+            }
+          }
+        }
+        Atomics.sub(I, v.i + VnodeI32.StoresInFlight, calls.length - done);
+        const flags = Atomics.load(I, v.i + VnodeI32.Flags);
+        if ((flags & VNODE_DIRTY_HELD) !== 0) this.#vnodes.release(v.slot);
+        else Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
+      } finally {
+        v.lock.release();
+      }
+      throw e;
+    } finally {
+      Atomics.notify(I, v.i + VnodeI32.StoresInFlight);
+    }
+  }
+
+  /** Flushes every vnode with unstored changes; false if there was none. */
+  async #flushAllDirty(): Promise<boolean> {
+    const I = this.#v.vnodeI32;
+    const fids: Fid[] = [];
+    const vnodeCount = I.length / VNODE_I32;
+    for (let slot = 0; slot < vnodeCount; slot++) {
+      if ((Atomics.load(I, slot * VNODE_I32 + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) continue;
+      const fid = this.#vnodes.fidAt(slot);
+      if (fid !== undefined) fids.push(fid);
+    }
+    for (const fid of fids) {
+      const v = await this.#openVnode(fid);
+      try {
+        await this.#flushVnode(v);
+      } finally {
+        this.#vnodes.release(v.slot);
+      }
+    }
+    return fids.length > 0;
+  }
+
+  #checkOpen(what: string): void {
+    if (this.#closed) throw typeError('ERR_CMKIT_CLOSED', `CacheManager.${what}: the cache manager is closed`);
+  }
+}
+
+interface PendingStore {
+  readonly firstBlock: number;
+  readonly slots: number[];
+  bytes: Uint8Array;
+}
+
+interface StoreBatch {
+  readonly stores: PendingStore[];
+  readonly truncPos: number;
+  readonly fileLength: number;
+  readonly rpcs: number;
+}
+
+function checkFidArg(fid: unknown): void {
+  if (!(fid instanceof Fid)) throw invalidArgType('fid', 'an instance of Fid', fid);
+}
+
+function identityIs(words: Int32Array, at: number, a: number, b: number, c: number, d: number): boolean {
+  return (
+    Atomics.load(words, at + 3) === (d | 0) &&
+    Atomics.load(words, at + 2) === (c | 0) &&
+    Atomics.load(words, at + 1) === (b | 0) &&
+    Atomics.load(words, at) === (a | 0)
+  );
+}
+
+/** Writes an identity word by word, the first word last: a reader checks it first-last. */
+function storeIdentity(words: Int32Array, at: number, a: number, b: number, c: number, d: number): void {
+  Atomics.store(words, at, -1);
+  Atomics.store(words, at + 3, d | 0);
+  Atomics.store(words, at + 2, c | 0);
+  Atomics.store(words, at + 1, b | 0);
+  Atomics.store(words, at, a | 0);
+}
+
+function blockOf(headers: Int32Array, h: number): number {
+  return (headers[h + HeaderI32.Identity + 3]! >>> 0) * 2 ** 32 + (headers[h + HeaderI32.Identity + 2]! >>> 0);
+}

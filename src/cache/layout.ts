@@ -1,0 +1,163 @@
+/**
+ * The cache's shared memory: SharedArrayBuffers made by the manager that creates the
+ * cache and handed to every thread that attaches. One vnode record per slot of the vnode
+ * RefTable, and one buffer header, version and data block per slot of the buffer
+ * RefTable (buffer slot = block index in the data arena).
+ *
+ * Vnode record: 128 bytes (Float64 view index = slot * 16, Int32 view index = slot * 32)
+ *
+ * | bytes   | view    | field                                                          |
+ * |---------|---------|----------------------------------------------------------------|
+ * | 0-7     | f64[0]  | dataVersion: the server's version we know; -1 before any status |
+ * | 8-15    | f64[1]  | bufDataVersionLow: buffers older than this are invalid          |
+ * | 16-23   | f64[2]  | length: the file's length as this client sees it                |
+ * | 24-31   | f64[3]  | serverLength: the length at the last status or store            |
+ * | 32-39   | f64[4]  | truncPos: lowest length truncated to since the last store, or   |
+ * |         |         | Infinity                                                        |
+ * | 40-43   | i32[10] | lock: RwLock word guarding the record and the file's buffers    |
+ * | 44-47   | i32[11] | breakSeq: bumped by every callback break                        |
+ * | 48-51   | i32[12] | statusSeq: breakSeq when the current status was fetched;        |
+ * |         |         | status is current iff statusSeq == breakSeq (and dataVersion>=0) |
+ * | 52-55   | i32[13] | dirtyHead: first dirty buffer slot, or -1                       |
+ * | 56-59   | i32[14] | storesInFlight: our modifying RPCs not yet answered             |
+ * | 60-63   | i32[15] | flags: DIRTY_HELD (the record holds a ref on itself until clean) |
+ * | 64-79   | i32[16..19] | identity: the Fid the record was initialized for; written   |
+ * |         |         | last, so a thread that finds a new entry before it is ready     |
+ * |         |         | sees a mismatch and waits                                       |
+ * | 80-83   | i32[20] | generation: bumped whenever the slot names a new Fid; part of   |
+ * |         |         | every buffer key, so buffers of an earlier Fid never match      |
+ * | 84-87   | i32[21] | cached: buffers of this file that are valid now (reported as    |
+ * |         |         | buffersKeptValid when our own store keeps them valid)           |
+ *
+ * Buffer header: 32 bytes (Int32 view index = slot * 8)
+ *
+ * | bytes | view   | field                                                        |
+ * |-------|--------|--------------------------------------------------------------|
+ * | 0-3   | i32[0] | state: VALID 1, DIRTY 2, BUSY 4 (being fetched), PREFETCHED 8 |
+ * | 4-19  | i32[1..4] | identity: vnode slot, vnode generation, block number low  |
+ * |       |        | and high 32 bits; written last, as for vnodes                |
+ * | 20-23 | i32[5] | dirtyNext: next dirty buffer of the same vnode, or -1        |
+ * | 24-27 | i32[6] | dirtyPrev                                                    |
+ *
+ * versions: Float64Array, one per buffer: the dataVersion its contents are correct for.
+ * data: blockSize bytes per buffer.
+ */
+
+export const VNODE_BYTES = 128;
+export const VNODE_F64 = VNODE_BYTES / 8;
+export const VNODE_I32 = VNODE_BYTES / 4;
+
+export const enum VnodeF64 {
+  DataVersion = 0,
+  BufDataVersionLow = 1,
+  Length = 2,
+  ServerLength = 3,
+  TruncPos = 4,
+}
+
+export const enum VnodeI32 {
+  Lock = 10,
+  BreakSeq = 11,
+  StatusSeq = 12,
+  DirtyHead = 13,
+  StoresInFlight = 14,
+  Flags = 15,
+  Identity = 16,
+  Generation = 20,
+  Cached = 21,
+}
+
+export const VNODE_DIRTY_HELD = 1;
+
+export const HEADER_BYTES = 32;
+export const HEADER_I32 = HEADER_BYTES / 4;
+
+export const enum HeaderI32 {
+  State = 0,
+  Identity = 1,
+  DirtyNext = 5,
+  DirtyPrev = 6,
+}
+
+export const enum BufferState {
+  Valid = 1,
+  Dirty = 2,
+  Busy = 4,
+  Prefetched = 8,
+}
+
+/** Names of the shared counters, in their order in the stats array. */
+export const STAT_NAMES = [
+  'hits',
+  'misses',
+  'fetchRpcs',
+  'fetchBytes',
+  'storeRpcs',
+  'storeBytes',
+  'fetchesAvoidedByTruncation',
+  'buffersKeptValid',
+  'buffersInvalidated',
+  'prefetchesIssued',
+  'prefetchBlocks',
+  'prefetchBlocksUsed',
+  'statusRpcs',
+] as const;
+
+export type StatName = (typeof STAT_NAMES)[number];
+export type CacheStats = Record<StatName, number>;
+
+export const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((n, i) => [n, i])) as Record<StatName, number>;
+
+/** The shared buffers of one cache, as every thread sees them. */
+export interface SharedCacheMemory {
+  readonly vnodes: SharedArrayBuffer;
+  readonly headers: SharedArrayBuffer;
+  readonly versions: SharedArrayBuffer;
+  readonly data: SharedArrayBuffer;
+  readonly stats: SharedArrayBuffer;
+}
+
+export function allocateCacheMemory(maxVnodes: number, buffers: number, blockSize: number): SharedCacheMemory {
+  const vnodes = new SharedArrayBuffer(maxVnodes * VNODE_BYTES);
+  // No record names any Fid yet, not even 0.0.0.0.
+  const words = new Int32Array(vnodes);
+  for (let slot = 0; slot < maxVnodes; slot++) words.fill(-1, slot * VNODE_I32 + VnodeI32.Identity, slot * VNODE_I32 + VnodeI32.Identity + 4);
+  return {
+    vnodes,
+    headers: new SharedArrayBuffer(buffers * HEADER_BYTES),
+    versions: new SharedArrayBuffer(buffers * 8),
+    data: new SharedArrayBuffer(buffers * blockSize),
+    stats: new SharedArrayBuffer(STAT_NAMES.length * 8),
+  };
+}
+
+/** Typed views over SharedCacheMemory, made once per thread. */
+export class CacheViews {
+  readonly vnodeF64: Float64Array;
+  readonly vnodeI32: Int32Array;
+  readonly headers: Int32Array;
+  readonly versions: Float64Array;
+  readonly data: Uint8Array;
+  readonly stats: BigInt64Array;
+
+  constructor(memory: SharedCacheMemory) {
+    this.vnodeF64 = new Float64Array(memory.vnodes);
+    this.vnodeI32 = new Int32Array(memory.vnodes);
+    this.headers = new Int32Array(memory.headers);
+    this.versions = new Float64Array(memory.versions);
+    this.data = new Uint8Array(memory.data);
+    this.stats = new BigInt64Array(memory.stats);
+  }
+
+  count(name: StatName, n = 1): void {
+    Atomics.add(this.stats, STAT_INDEX[name], BigInt(n));
+  }
+
+  readStats(): CacheStats {
+    const out = {} as CacheStats;
+    STAT_NAMES.forEach((name, i) => {
+      out[name] = Number(Atomics.load(this.stats, i));
+    });
+    return out;
+  }
+}

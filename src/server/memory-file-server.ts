@@ -1,0 +1,208 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { Fid } from '../core/fid.js';
+import type { FetchResult, FileServer, FileStatus, StoreOptions } from './file-server.js';
+import { ServerError, type ServerFaultKind } from './server-error.js';
+
+export interface MemoryFileServerOptions {
+  /**
+   * Milliseconds every RPC takes before it is served (the round trip). RPCs overlap.
+   * @default 0
+   */
+  readonly rpcLatencyMs?: number;
+  /**
+   * Bytes per second the server moves in all (fetches and stores share it); 0 for no
+   * limit. Transfers queue one after another on this one wire.
+   * @default 0
+   */
+  readonly bandwidth?: number;
+}
+
+export type RpcKind = 'fetchStatus' | 'fetchData' | 'storeData';
+
+/** What the server did: the benchmark's and the tests' truth for work avoided. */
+export interface ServerCounters {
+  fetchStatus: number;
+  fetchData: number;
+  storeData: number;
+  bytesFetched: number;
+  bytesStored: number;
+}
+
+export interface FaultSpec {
+  readonly rpc: RpcKind;
+  readonly kind: ServerFaultKind;
+  /** How many of the next matching RPCs fail. @default 1 */
+  readonly count?: number;
+}
+
+interface ServerFile {
+  bytes: Uint8Array; // capacity >= length
+  length: number;
+  dataVersion: number;
+}
+
+const fidKey = (fid: Fid): string => `${fid.cell}.${fid.volume}.${fid.vnode}.${fid.unique}`;
+
+/**
+ * A file server in this process, for tests and benchmarks: files by Fid with bytes and
+ * a data version, several client connections with callback breaks, injectable latency,
+ * bandwidth and faults, and counters of RPCs and bytes.
+ */
+export class MemoryFileServer {
+  readonly #files = new Map<string, ServerFile>();
+  readonly #connections = new Set<MemoryConnection>();
+  readonly #faults: Array<{ rpc: RpcKind; kind: ServerFaultKind; left: number }> = [];
+  readonly #rpcLatencyMs: number;
+  readonly #bandwidth: number;
+  #wireFreeAt = 0;
+  counters: ServerCounters = MemoryFileServer.#zeroCounters();
+
+  constructor(options: MemoryFileServerOptions = {}) {
+    this.#rpcLatencyMs = options.rpcLatencyMs ?? 0;
+    this.#bandwidth = options.bandwidth ?? 0;
+  }
+
+  static #zeroCounters(): ServerCounters {
+    return { fetchStatus: 0, fetchData: 0, storeData: 0, bytesFetched: 0, bytesStored: 0 };
+  }
+
+  /** A new client connection: one cache manager's view of this server. */
+  connect(): FileServer {
+    const c = new MemoryConnection(this);
+    this.#connections.add(c);
+    return c;
+  }
+
+  /** Creates or replaces a file, without counting an RPC. Its data version becomes 1. */
+  createFile(fid: Fid, contents: Uint8Array = new Uint8Array(0)): void {
+    this.#files.set(fidKey(fid), { bytes: contents.slice(), length: contents.length, dataVersion: 1 });
+  }
+
+  /** A copy of a file's bytes (no RPC counted). */
+  contents(fid: Fid): Uint8Array {
+    const f = this.#file(fid);
+    return f.bytes.slice(0, f.length);
+  }
+
+  status(fid: Fid): FileStatus {
+    const f = this.#file(fid);
+    return { dataVersion: f.dataVersion, length: f.length };
+  }
+
+  /** Makes the next `count` RPCs of one kind fail. */
+  injectFault(spec: FaultSpec): void {
+    this.#faults.push({ rpc: spec.rpc, kind: spec.kind, left: spec.count ?? 1 });
+  }
+
+  resetCounters(): void {
+    this.counters = MemoryFileServer.#zeroCounters();
+  }
+
+  /** @internal The body of every RPC: counts it, then latency, faults, the transfer. */
+  async serve<T>(rpc: RpcKind, bytes: () => number, body: () => T): Promise<T> {
+    this.counters[rpc]++;
+    if (this.#rpcLatencyMs > 0) await sleep(this.#rpcLatencyMs);
+    const fault = this.#faults.find((f) => f.rpc === rpc && f.left > 0);
+    if (fault !== undefined) {
+      fault.left--;
+      if (fault.kind === 'timeout') await sleep(Math.max(1, this.#rpcLatencyMs));
+      throw new ServerError(fault.kind, `${rpc}: injected ${fault.kind}`);
+    }
+    const result = body();
+    await this.#transfer(bytes());
+    return result;
+  }
+
+  async #transfer(n: number): Promise<void> {
+    if (this.#bandwidth <= 0 || n === 0) return;
+    const now = performance.now();
+    const start = Math.max(now, this.#wireFreeAt);
+    this.#wireFreeAt = start + (n / this.#bandwidth) * 1000;
+    await sleep(this.#wireFreeAt - now);
+  }
+
+  /** @internal */
+  file(fid: Fid): ServerFile {
+    return this.#file(fid);
+  }
+
+  /** @internal Breaks the callback of every connection but `from` that caches the file. */
+  breakCallbacks(fid: Fid, from: MemoryConnection): void {
+    for (const c of this.#connections) if (c !== from) c.breakCallback(fid);
+  }
+
+  #file(fid: Fid): ServerFile {
+    const f = this.#files.get(fidKey(fid));
+    if (f === undefined) throw new ServerError('error', `no such file ${fid}`);
+    return f;
+  }
+}
+
+class MemoryConnection implements FileServer {
+  readonly #server: MemoryFileServer;
+  readonly #callbacks = new Set<string>();
+  #listener: ((fid: Fid) => void) | undefined;
+
+  constructor(server: MemoryFileServer) {
+    this.#server = server;
+  }
+
+  onCallbackBreak(listener: (fid: Fid) => void): void {
+    this.#listener = listener;
+  }
+
+  breakCallback(fid: Fid): void {
+    if (this.#callbacks.delete(fidKey(fid))) this.#listener?.(fid);
+  }
+
+  fetchStatus(fid: Fid): Promise<FileStatus> {
+    return this.#server.serve('fetchStatus', () => 0, () => {
+      const f = this.#server.file(fid);
+      this.#callbacks.add(fidKey(fid));
+      return { dataVersion: f.dataVersion, length: f.length };
+    });
+  }
+
+  fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult> {
+    let n = 0;
+    return this.#server.serve('fetchData', () => n, () => {
+      const f = this.#server.file(fid);
+      this.#callbacks.add(fidKey(fid));
+      const data = f.bytes.slice(Math.min(offset, f.length), Math.min(offset + length, f.length));
+      n = data.length;
+      this.#server.counters.bytesFetched += n;
+      return { data, dataVersion: f.dataVersion, length: f.length };
+    });
+  }
+
+  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
+    const copy = data.slice(); // the server keeps its own bytes, as over a network
+    return this.#server.serve('storeData', () => copy.length, () => {
+      const f = this.#server.file(fid);
+      if (options.truncPos !== undefined) setLength(f, Math.min(f.length, options.truncPos));
+      if (copy.length > 0) {
+        if (offset + copy.length > f.length) setLength(f, offset + copy.length);
+        f.bytes.set(copy, offset);
+      }
+      if (options.fileLength !== undefined) setLength(f, options.fileLength);
+      f.dataVersion++;
+      this.#server.counters.bytesStored += copy.length;
+      this.#callbacks.add(fidKey(fid));
+      this.#server.breakCallbacks(fid, this);
+      return { dataVersion: f.dataVersion, length: f.length };
+    });
+  }
+}
+
+/** Sets a file's length; bytes past the old length read as zero. */
+function setLength(f: ServerFile, length: number): void {
+  if (length > f.bytes.length) {
+    const grown = new Uint8Array(Math.max(length, f.bytes.length * 2));
+    grown.set(f.bytes.subarray(0, f.length));
+    f.bytes = grown;
+  } else if (length < f.length) {
+    f.bytes.fill(0, length, f.length);
+  }
+  f.length = length;
+}
