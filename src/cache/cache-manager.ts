@@ -206,6 +206,14 @@ export class CacheManager {
     return this.#blockSize;
   }
 
+  /**
+   * The one deliberate hatch for tests: the shared views and tables behind this cache.
+   * Not part of the API; anything written through it can corrupt the cache.
+   */
+  unsafeExposeInternals(): { views: CacheViews; vnodes: RefTable; buffers: RefTable } {
+    return { views: this.#v, vnodes: this.#vnodes, buffers: this.#buffers };
+  }
+
   /** Counters shared by every thread of this cache. */
   stats(): CacheStats {
     return this.#v.readStats();
