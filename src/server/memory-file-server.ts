@@ -11,6 +11,12 @@ export interface MemoryFileServerOptions {
    */
   readonly rpcLatencyMs?: number;
   /**
+   * Nanoseconds each byte adds to the RPC that moves it (a per-byte cost that, unlike
+   * bandwidth, does not make RPCs queue behind each other).
+   * @default 0
+   */
+  readonly byteLatencyNs?: number;
+  /**
    * Bytes per second the server moves in all (fetches and stores share it); 0 for no
    * limit. Transfers queue one after another on this one wire.
    * @default 0
@@ -54,12 +60,14 @@ export class MemoryFileServer {
   readonly #connections = new Set<MemoryConnection>();
   readonly #faults: Array<{ rpc: RpcKind; kind: ServerFaultKind; left: number }> = [];
   readonly #rpcLatencyMs: number;
+  readonly #byteLatencyNs: number;
   readonly #bandwidth: number;
   #wireFreeAt = 0;
   counters: ServerCounters = MemoryFileServer.#zeroCounters();
 
   constructor(options: MemoryFileServerOptions = {}) {
     this.#rpcLatencyMs = options.rpcLatencyMs ?? 0;
+    this.#byteLatencyNs = options.byteLatencyNs ?? 0;
     this.#bandwidth = options.bandwidth ?? 0;
   }
 
@@ -115,7 +123,9 @@ export class MemoryFileServer {
   }
 
   async #transfer(n: number): Promise<void> {
-    if (this.#bandwidth <= 0 || n === 0) return;
+    if (n === 0) return;
+    if (this.#byteLatencyNs > 0) await sleep((n * this.#byteLatencyNs) / 1e6);
+    if (this.#bandwidth <= 0) return;
     const now = performance.now();
     const start = Math.max(now, this.#wireFreeAt);
     this.#wireFreeAt = start + (n / this.#bandwidth) * 1000;

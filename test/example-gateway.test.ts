@@ -1,0 +1,13 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+
+test('the piscina gateway example runs and its workers read what they wrote', () => {
+  const out = execFileSync(process.execPath, [path.join(__dirname, '..', 'examples', 'piscina-gateway.js')], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  for (const offset of [0, 4096, 8192]) assert.match(out, new RegExp(`written at ${offset}`));
+  assert.match(out, /storeData: 1/);
+});
