@@ -19,6 +19,7 @@
         'native/addon/errors.cpp',
         'native/addon/ref_table_binding.cpp',
         'native/addon/rw_lock_binding.cpp',
+        'native/addon/bench_binding.cpp',
       ],
       'defines': [
         'NAPI_VERSION=8',

@@ -16,5 +16,7 @@ export const {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_MAX_VNODES,
   DEFAULT_MAX_READAHEAD,
+  Tracer,
+  TRACE_CATEGORIES,
 } = cmkit;
 export default cmkit;

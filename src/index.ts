@@ -26,3 +26,5 @@ export {
 } from './cache/cache-manager.js';
 export type { CacheManagerOptions, CacheDescriptor } from './cache/cache-manager.js';
 export type { CacheStats } from './cache/layout.js';
+export { Tracer, TRACE_CATEGORIES } from './trace/tracer.js';
+export type { TraceCategory, TraceSink, TracePoint } from './trace/tracer.js';

@@ -49,6 +49,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("noop", Napi::Function::New(env, noop, "noop"));
   initRefTable(env, exports);
   initRwLock(env, exports);
+  initBench(env, exports);
   return exports;
 }
 

@@ -126,6 +126,14 @@ Napi::Value findHold(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, t->table.findHold(scratchFid(st.scratch)));
 }
 
+Napi::Value findHoldExclusive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonState& st = stateOf(env);
+  SharedTable* t = scratchTable(env, st, "RefTable.findHoldExclusive");
+  if (!t) return env.Undefined();
+  return Napi::Number::New(env, t->table.findHoldExclusive(scratchFid(st.scratch)));
+}
+
 Napi::Value getHold(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonState& st = stateOf(env);
@@ -256,6 +264,7 @@ void initRefTable(Napi::Env env, Napi::Object exports) {
   t.Set("attach", Napi::Function::New(env, attach, "attach"));
   t.Set("detach", Napi::Function::New(env, detach, "detach"));
   t.Set("findHold", Napi::Function::New(env, findHold, "findHold"));
+  t.Set("findHoldExclusive", Napi::Function::New(env, findHoldExclusive, "findHoldExclusive"));
   t.Set("getHold", Napi::Function::New(env, getHold, "getHold"));
   t.Set("hold", Napi::Function::New(env, hold, "hold"));
   t.Set("release", Napi::Function::New(env, release, "release"));

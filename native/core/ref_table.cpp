@@ -31,6 +31,13 @@ int32_t RefTable::findHold(const Fid& fid) {
   return slot;
 }
 
+int32_t RefTable::findHoldExclusive(const Fid& fid) {
+  ExclusiveGuard g(lock_);
+  int32_t slot = lookupLocked(fid);
+  if (slot >= 0) addRef(entries_[slot]);
+  return slot;
+}
+
 void RefTable::findHoldMany(const Fid* fids, uint32_t n, int32_t* out) {
   SharedGuard g(lock_);
   for (uint32_t i = 0; i < n; i++) {

@@ -50,6 +50,10 @@ class RefTable {
   // Finds the entry for fid and adds a reference. Returns its slot, or kNotFound.
   int32_t findHold(const Fid& fid);
 
+  // The design findHold replaces (the cache manager before 2008): the lookup and the
+  // count change under the exclusive lock. Kept as the benchmark's baseline (row B2).
+  int32_t findHoldExclusive(const Fid& fid);
+
   // Finds or creates the entry for fid and adds a reference. Returns its slot, or
   // kTableFull when every entry is held. *created tells whether the slot now names a
   // Fid it did not name before (so the caller must reset the slot's record).

@@ -21,6 +21,7 @@ import {
   type CacheStats,
   type SharedCacheMemory,
 } from './layout.js';
+import { Tracer } from '../trace/tracer.js';
 import { Readahead } from './readahead.js';
 import { isBufferValid, nextRange } from './version-range.js';
 
@@ -114,6 +115,7 @@ export class CacheManager {
   readonly #owned: { channel: ServerChannel } | { remote: RemoteFileServer };
   readonly #readahead = new Map<string, Readahead>();
   readonly #background = new Set<Promise<void>>();
+  readonly #trace = new Tracer();
   #closed = false;
 
   private constructor(
@@ -202,6 +204,11 @@ export class CacheManager {
     };
   }
 
+  /** This thread's trace points: `cm.trace.enable(['fetch', 'store'])`. All off by default. */
+  get trace(): Tracer {
+    return this.#trace;
+  }
+
   get blockSize(): number {
     return this.#blockSize;
   }
@@ -245,6 +252,7 @@ export class CacheManager {
     checkInteger(offset, 'offset', 0, MAX_SAFE);
     if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data);
     checkInteger(data.length, 'data.length', 0, MAX_SAFE - offset);
+    this.#trace.write(fid, offset, data.length);
     const v = await this.#openVnode(fid);
     try {
       await this.#ensureStatus(v);
@@ -427,6 +435,7 @@ export class CacheManager {
     if (Atomics.load(I, v.i + VnodeI32.StatusSeq) === seq && this.#v.vnodeF64[v.f + VnodeF64.DataVersion]! >= 0) return;
     this.#v.count('statusRpcs');
     const status = await this.#server.fetchStatus(v.fid);
+    this.#trace.status(v.fid, status.dataVersion, status.length);
     await v.lock.writeAsync();
     try {
       this.#applyServerVersion(v, status.dataVersion, status.length);
@@ -619,6 +628,7 @@ export class CacheManager {
       this.#v.count('prefetchBlocks', run.slots.length);
     }
     let filled = false;
+    this.#trace.fetch(v.fid, start, run.slots.length * bs);
     try {
       const result = await this.#server.fetchData(v.fid, start, run.slots.length * bs);
       this.#v.count('fetchBytes', result.data.length);
@@ -677,6 +687,7 @@ export class CacheManager {
   // ---- read ---------------------------------------------------------------------------
 
   async #read(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
+    this.#trace.read(fid, offset, length);
     const v = await this.#openVnode(fid);
     try {
       await this.#ensureStatus(v);
@@ -991,6 +1002,7 @@ export class CacheManager {
         if (done === 0 && batch.truncPos !== Infinity) options.truncPos = batch.truncPos;
         if (done === calls.length - 1) options.fileLength = batch.fileLength;
         this.#v.count('storeRpcs');
+        this.#trace.store(v.fid, call.offset, call.bytes.length);
         const result = await this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions);
         this.#v.count('storeBytes', call.bytes.length);
         await v.lock.writeAsync();

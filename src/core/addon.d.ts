@@ -20,6 +20,8 @@ export interface RefTableBinding {
   detach(local: number, close: boolean): void;
   /** Reads the table and Fid from scratch; returns a slot or status.notFound. */
   findHold(): number;
+  /** findHold under the exclusive lock: the benchmark's pre-2008 baseline. */
+  findHoldExclusive(): number;
   /** Reads the table and Fid from scratch; writes scratch[Created]; returns a slot. */
   getHold(): number;
   hold(slot: number): void;
@@ -53,6 +55,14 @@ export interface RwLockBinding {
   tryUpgrade(words: Int32Array, index: number): boolean;
 }
 
+/** Calls used only by the benchmark. */
+export interface BenchBinding {
+  /** ns per Fid comparison in C++, hash first or field by field. */
+  timeFidCompare(hashFirst: boolean, candidates: number, rounds: number): number;
+  /** Voluntary context switches of the calling thread (Linux). */
+  threadVoluntarySwitches(): number;
+}
+
 export interface Addon {
   readonly scratch: Uint32Array;
   readonly status: StatusCodes;
@@ -60,4 +70,5 @@ export interface Addon {
   noop(): void;
   readonly refTable: RefTableBinding;
   readonly rwLock: RwLockBinding;
+  readonly bench: BenchBinding;
 }

@@ -102,6 +102,16 @@ export class RefTable {
   }
 
   /**
+   * findHold as the cache manager did it before 2008: lookup and count change under the
+   * table's exclusive lock. Kept only as the benchmark's baseline (row B2); use findHold.
+   */
+  findHoldExclusive(fid: Fid): number {
+    this.#loadFid(fid, 'RefTable.findHoldExclusive');
+    const slot = binding.findHoldExclusive();
+    return slot === NOT_FOUND ? -1 : slot;
+  }
+
+  /**
    * Finds or creates the entry for fid and adds a reference; returns its slot.
    * `onCreate(slot)` runs when the slot now names fid for the first time (new, or
    * recycled from another Fid), before any other thread can find it through this call.

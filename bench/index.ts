@@ -1,0 +1,62 @@
+/**
+ * `npm run bench`: every technique against the design it replaces, what a Node user
+ * would use instead, and the physical floor, as ratios measured in this one run.
+ * `npm run bench -- --quick` runs the same rows with shorter timings and smaller files.
+ * Writes bench/results/latest.{json,md,svg}.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { markdownReport, markdownTable, svgChart } from './report.js';
+import type { Row, RowContext, RowFn } from './row.js';
+import { b1 } from './rows/b1-ref-table.js';
+import { b2 } from './rows/b2-ref-table-threads.js';
+import { b3 } from './rows/b3-fid.js';
+import { b4 } from './rows/b4-rw-lock.js';
+import { b5 } from './rows/b5-version-range.js';
+import { b6 } from './rows/b6-truncation.js';
+import { b7 } from './rows/b7-prefetch.js';
+import { b8 } from './rows/b8-cached-read.js';
+import { b9 } from './rows/b9-tracing.js';
+import { goalProgress } from './goals.js';
+
+const ROWS: ReadonlyArray<[string, RowFn]> = [
+  ['B1', b1],
+  ['B2', b2],
+  ['B3', b3],
+  ['B4', b4],
+  ['B5', b5],
+  ['B6', b6],
+  ['B7', b7],
+  ['B8', b8],
+  ['B9', b9],
+];
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+  const started = performance.now();
+  const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(1)}s`;
+  const ctx: RowContext = { quick, progress: (m) => console.log(`  [${elapsed()}] ${m}`) };
+  const rows: Row[] = [];
+  for (const [id, fn] of ROWS) {
+    if (only !== undefined && !only.includes(id)) continue;
+    console.log(`[${elapsed()}] ${id} ...`);
+    const row = await fn(ctx);
+    rows.push(row);
+    console.log(`[${elapsed()}] ${id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
+  }
+  const meta = { node: process.version, cpus: os.cpus().length, date: new Date().toISOString(), quick };
+  const dir = path.join(__dirname, '..', '..', 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ ...meta, rows: rows.map(({ extra, ...r }) => ({ ...r, extra })) }, null, 2) + '\n');
+  writeFileSync(path.join(dir, 'latest.md'), markdownReport(rows, meta));
+  writeFileSync(path.join(dir, 'latest.svg'), svgChart(rows, goalProgress));
+  console.log(`\n${markdownTable(rows)}\n\nWrote bench/results/latest.{json,md,svg} in ${elapsed()}.`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
