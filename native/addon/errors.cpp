@@ -66,27 +66,41 @@ std::optional<uint32_t> uint32Arg(const Napi::CallbackInfo& info, size_t i, cons
   return static_cast<uint32_t>(d);
 }
 
-template <typename ArrayType, napi_typedarray_type kType>
-static std::optional<ArrayType> typedArrayArg(const Napi::CallbackInfo& info, size_t i,
-                                              const char* name, const char* typeName) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
+std::optional<uint32_t> uint32ArgFast(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  uint32_t out = 0;
+  if (napi_get_value_uint32(info.Env(), info[i], &out) != napi_ok) {
+    throwTypeError(info.Env(), "ERR_INVALID_ARG_TYPE",
+                   std::string("The \"") + name + "\" argument must be of type number");
+    return std::nullopt;
+  }
+  return out;
+}
+
+template <typename T, napi_typedarray_type kType>
+static std::optional<TypedArg<T>> typedArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                                const char* name, const char* typeName) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(info.Env(), info[i], &type, &length, &data, nullptr, nullptr) !=
+          napi_ok ||
+      type != kType) {
     throwTypeError(info.Env(), "ERR_INVALID_ARG_TYPE",
                    std::string("The \"") + name + "\" argument must be an instance of " +
                        typeName);
     return std::nullopt;
   }
-  return v.As<ArrayType>();
+  return TypedArg<T>{static_cast<T*>(data), length};
 }
 
-std::optional<Napi::Uint32Array> uint32ArrayArg(const Napi::CallbackInfo& info, size_t i,
-                                                const char* name) {
-  return typedArrayArg<Napi::Uint32Array, napi_uint32_array>(info, i, name, "Uint32Array");
+std::optional<TypedArg<uint32_t>> uint32ArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                                 const char* name) {
+  return typedArrayArg<uint32_t, napi_uint32_array>(info, i, name, "Uint32Array");
 }
 
-std::optional<Napi::Int32Array> int32ArrayArg(const Napi::CallbackInfo& info, size_t i,
-                                              const char* name) {
-  return typedArrayArg<Napi::Int32Array, napi_int32_array>(info, i, name, "Int32Array");
+std::optional<TypedArg<int32_t>> int32ArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                               const char* name) {
+  return typedArrayArg<int32_t, napi_int32_array>(info, i, name, "Int32Array");
 }
 
 }  // namespace cmkit::addon

@@ -21,9 +21,21 @@ void throwRangeError(Napi::Env env, const char* code, const std::string& message
 // Argument readers: each returns nullopt after throwing a TypeError or RangeError that
 // names the argument.
 std::optional<uint32_t> uint32Arg(const Napi::CallbackInfo& info, size_t i, const char* name);
-std::optional<Napi::Uint32Array> uint32ArrayArg(const Napi::CallbackInfo& info, size_t i,
-                                                const char* name);
-std::optional<Napi::Int32Array> int32ArrayArg(const Napi::CallbackInfo& info, size_t i,
-                                              const char* name);
+
+// The hot-path reader: one Node-API call, a TypeError for a non-number, and no range
+// check (the JS facade checks ranges before it calls; a value out of range arrives
+// wrapped and fails the core's own bounds check).
+std::optional<uint32_t> uint32ArgFast(const Napi::CallbackInfo& info, size_t i, const char* name);
+
+// A typed array argument of one type, by one Node-API call: its data and length.
+template <typename T>
+struct TypedArg {
+  T* data;
+  size_t length;
+};
+std::optional<TypedArg<uint32_t>> uint32ArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                                 const char* name);
+std::optional<TypedArg<int32_t>> int32ArrayArg(const Napi::CallbackInfo& info, size_t i,
+                                               const char* name);
 
 }  // namespace cmkit::addon

@@ -155,7 +155,7 @@ Napi::Value slotOp(const Napi::CallbackInfo& info, const char* what) {
   AddonState& st = stateOf(env);
   SharedTable* t = scratchTable(env, st, what);
   if (!t) return env.Undefined();
-  auto slot = uint32Arg(info, 0, "slot");
+  auto slot = uint32ArgFast(info, 0, "slot");
   if (!slot) return env.Undefined();
   Status s = (t->table.*kOp)(*slot);
   if (s != Status::kOk) throwStatus(env, s, what);
@@ -180,15 +180,15 @@ Napi::Value findHoldMany(const Napi::CallbackInfo& info) {
   if (!fids) return env.Undefined();
   auto out = int32ArrayArg(info, 1, "out");
   if (!out) return env.Undefined();
-  size_t n = out->ElementLength();
-  if (fids->ElementLength() < n * 5) {
+  size_t n = out->length;
+  if (fids->length < n * 5) {
     throwRangeError(env, "ERR_OUT_OF_RANGE", "RefTable.findHoldMany: \"fids\" holds fewer than out.length Fids");
     return env.Undefined();
   }
-  const uint32_t* w = fids->Data();
+  const uint32_t* w = fids->data;
   std::vector<Fid> batch(n);
   for (size_t i = 0; i < n; i++, w += 5) batch[i] = Fid{w[0], w[1], w[2], w[3], w[4]};
-  t->table.findHoldMany(batch.data(), static_cast<uint32_t>(n), out->Data());
+  t->table.findHoldMany(batch.data(), static_cast<uint32_t>(n), out->data);
   return env.Undefined();
 }
 
@@ -200,7 +200,7 @@ Napi::Value releaseMany(const Napi::CallbackInfo& info) {
   auto slots = int32ArrayArg(info, 0, "slots");
   if (!slots) return env.Undefined();
   uint32_t done = 0;
-  Status s = t->table.releaseMany(slots->Data(), static_cast<uint32_t>(slots->ElementLength()), &done);
+  Status s = t->table.releaseMany(slots->data, static_cast<uint32_t>(slots->length), &done);
   if (s != Status::kOk) {
     std::string what = "RefTable.releaseMany (slots[" + std::to_string(done) + "]; the " +
                        std::to_string(done) + " before it were released)";

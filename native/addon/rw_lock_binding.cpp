@@ -15,15 +15,15 @@ namespace {
 uint32_t* wordArg(const Napi::CallbackInfo& info) {
   auto words = int32ArrayArg(info, 0, "words");
   if (!words) return nullptr;
-  auto index = uint32Arg(info, 1, "index");
+  auto index = uint32ArgFast(info, 1, "index");
   if (!index) return nullptr;
-  if (*index >= words->ElementLength()) {
+  if (*index >= words->length) {
     throwRangeError(info.Env(), "ERR_OUT_OF_RANGE",
                     "The value of \"index\" is out of range. It must be < " +
-                        std::to_string(words->ElementLength()));
+                        std::to_string(words->length));
     return nullptr;
   }
-  return reinterpret_cast<uint32_t*>(words->Data()) + *index;
+  return reinterpret_cast<uint32_t*>(words->data) + *index;
 }
 
 Napi::Value tryRead(const Napi::CallbackInfo& info) {

@@ -144,12 +144,15 @@ export class RefTable {
 
   /** Adds a reference to an entry the caller already holds. */
   hold(slot: number): void {
+    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
     this.#select('RefTable.hold');
     binding.hold(slot);
   }
 
   /** Drops one reference. */
   release(slot: number): void {
+    // The binding checks only the type on this hot path; the range is checked here.
+    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
     this.#select('RefTable.release');
     binding.release(slot);
   }
