@@ -116,6 +116,8 @@ export class CacheManager {
   readonly #readahead = new Map<string, Readahead>();
   readonly #background = new Set<Promise<void>>();
   readonly #trace = new Tracer();
+  /** Lock holders for the synchronous fast path, one per vnode slot, reused. */
+  readonly #syncLocks = new Map<number, RwLock>();
   #closed = false;
 
   private constructor(
@@ -688,6 +690,89 @@ export class CacheManager {
 
   async #read(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
     this.#trace.read(fid, offset, length);
+    return this.#readCached(fid, offset, length, into) ?? this.#readSlow(fid, offset, length, into);
+  }
+
+  /**
+   * The hit path, without a single await: the file's status is current, its read lock is
+   * free now, and every block asked for is valid. Anything else returns undefined, having
+   * changed nothing, and the caller takes the slow path.
+   */
+  #readCached(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Uint8Array | undefined {
+    const slot = this.#vnodes.findHold(fid);
+    if (slot < 0) return undefined;
+    try {
+      const I = this.#v.vnodeI32;
+      const F = this.#v.vnodeF64;
+      const i = slot * VNODE_I32;
+      const f = slot * VNODE_F64;
+      if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return undefined;
+      if (Atomics.load(I, i + VnodeI32.StatusSeq) !== Atomics.load(I, i + VnodeI32.BreakSeq) || F[f + VnodeF64.DataVersion]! < 0) {
+        return undefined;
+      }
+      let lock = this.#syncLocks.get(slot);
+      if (lock === undefined) {
+        lock = new RwLock(I, i + VnodeI32.Lock);
+        this.#syncLocks.set(slot, lock);
+      }
+      if (!lock.tryRead()) return undefined;
+      const v: Vnode = { fid, slot, gen: Atomics.load(I, i + VnodeI32.Generation), f, i, lock };
+      let end: number;
+      let out: Uint8Array;
+      try {
+        end = Math.max(offset, Math.min(offset + length, F[f + VnodeF64.Length]!));
+        out = into ?? new Uint8Array(end - offset);
+        let blocks = 0;
+        for (let pos = offset; pos < end; blocks++) {
+          const n = this.#copyIfValid(v, pos, end, out, offset);
+          if (n === 0) return undefined;
+          pos += n;
+        }
+        this.#v.count('hits', blocks);
+      } finally {
+        lock.release();
+      }
+      if (this.#prefetch) this.#startReadahead(fid, slot, v.gen, offset, end - offset);
+      return out.subarray(0, end - offset);
+    } finally {
+      this.#vnodes.release(slot);
+    }
+  }
+
+  /** Under the read lock: copies from one block if it is cached and valid; 0 if not. */
+  #copyIfValid(v: Vnode, pos: number, end: number, out: Uint8Array, outBase: number): number {
+    const bs = this.#blockSize;
+    const block = Math.floor(pos / bs);
+    const slot = this.#buffers.findHoldKey(v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32));
+    if (slot < 0) return 0;
+    try {
+      const H = this.#v.headers;
+      const hs = slot * HEADER_I32 + HeaderI32.State;
+      const state = Atomics.load(H, hs);
+      if (!identityIs(H, slot * HEADER_I32 + HeaderI32.Identity, v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32)) ||
+          (state & BufferState.Busy) !== 0 || !this.#isValid(v, slot, state)) {
+        return 0;
+      }
+      this.#notePrefetchUse(hs, state);
+      const within = pos - block * bs;
+      const n = Math.min(bs - within, end - pos);
+      const src = slot * bs + within;
+      out.set(this.#v.data.subarray(src, src + n), pos - outBase);
+      return n;
+    } finally {
+      this.#buffers.release(slot);
+    }
+  }
+
+  /** Counts the first read of a block that prefetch brought in. */
+  #notePrefetchUse(hs: number, state: number): void {
+    if ((state & BufferState.Prefetched) !== 0 &&
+        Atomics.compareExchange(this.#v.headers, hs, state, state & ~BufferState.Prefetched) === state) {
+      this.#v.count('prefetchBlocksUsed');
+    }
+  }
+
+  async #readSlow(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
     const v = await this.#openVnode(fid);
     try {
       await this.#ensureStatus(v);
@@ -716,7 +801,7 @@ export class CacheManager {
         if (need === undefined) break;
         await this.#resolve(v, need, false);
       }
-      if (this.#prefetch) this.#startReadahead(v, offset, end - offset);
+      if (this.#prefetch) this.#startReadahead(fid, v.slot, v.gen, offset, end - offset);
       return out!.subarray(0, end - offset);
     } finally {
       this.#vnodes.release(v.slot);
@@ -757,10 +842,7 @@ export class CacheManager {
       this.#v.count('fetchesAvoidedByTruncation');
     } else {
       this.#v.count('hits');
-      if ((state & BufferState.Prefetched) !== 0 &&
-          Atomics.compareExchange(H, hs, state, state & ~BufferState.Prefetched) === state) {
-        this.#v.count('prefetchBlocksUsed');
-      }
+      this.#notePrefetchUse(hs, state);
     }
     const src = slot * bs + within;
     out.set(this.#v.data.subarray(src, src + n), pos - outBase);
@@ -770,8 +852,9 @@ export class CacheManager {
 
   // ---- prefetch -----------------------------------------------------------------------
 
-  #startReadahead(v: Vnode, offset: number, length: number): void {
-    const key = `${v.slot}.${v.gen}`;
+  /** Called while the caller holds a reference on `slot`. */
+  #startReadahead(fid: Fid, slot: number, gen: number, offset: number, length: number): void {
+    const key = `${slot}.${gen}`;
     let ra = this.#readahead.get(key);
     if (ra === undefined) {
       if (this.#readahead.size >= READAHEAD_STREAMS) this.#readahead.delete(this.#readahead.keys().next().value!);
@@ -780,7 +863,9 @@ export class CacheManager {
     }
     const window = ra.onRead(offset, length);
     if (window === undefined) return;
-    this.#vnodes.hold(v.slot); // the background job's own reference
+    this.#vnodes.hold(slot); // the background job's own reference, and its own lock holder
+    const I = this.#v.vnodeI32;
+    const v: Vnode = { fid, slot, gen, f: slot * VNODE_F64, i: slot * VNODE_I32, lock: new RwLock(I, slot * VNODE_I32 + VnodeI32.Lock) };
     const job = this.#prefetchWindow(v, window.start, window.start + window.length)
       .catch(() => {
         // A failed prefetch is only a missed chance: the reader fetches on demand and

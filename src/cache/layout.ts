@@ -41,6 +41,7 @@
  *
  * versions: Float64Array, one per buffer: the dataVersion its contents are correct for.
  * data: blockSize bytes per buffer.
+ * stats: per-thread rows of counters; see STAT_ROWS.
  */
 
 export const VNODE_BYTES = 128;
@@ -86,7 +87,7 @@ export const enum BufferState {
   Prefetched = 8,
 }
 
-/** Names of the shared counters, in their order in the stats array. */
+/** Names of the shared counters, in their order in a stats row. */
 export const STAT_NAMES = [
   'hits',
   'misses',
@@ -108,6 +109,15 @@ export type CacheStats = Record<StatName, number>;
 
 export const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((n, i) => [n, i])) as Record<StatName, number>;
 
+/**
+ * Stats: STAT_ROWS rows of 16 BigInt64 counters (128 bytes, two cache lines), then one
+ * Int32 word that hands rows out. Each thread counts in a row of its own, so counting a
+ * hit never bounces a cache line between threads; reading the stats sums the rows.
+ */
+export const STAT_ROWS = 64;
+const STAT_ROW_WORDS = 16;
+const STAT_BYTES = STAT_ROWS * STAT_ROW_WORDS * 8 + 8;
+
 /** The shared buffers of one cache, as every thread sees them. */
 export interface SharedCacheMemory {
   readonly vnodes: SharedArrayBuffer;
@@ -127,7 +137,7 @@ export function allocateCacheMemory(maxVnodes: number, buffers: number, blockSiz
     headers: new SharedArrayBuffer(buffers * HEADER_BYTES),
     versions: new SharedArrayBuffer(buffers * 8),
     data: new SharedArrayBuffer(buffers * blockSize),
-    stats: new SharedArrayBuffer(STAT_NAMES.length * 8),
+    stats: new SharedArrayBuffer(STAT_BYTES),
   };
 }
 
@@ -139,6 +149,7 @@ export class CacheViews {
   readonly versions: Float64Array;
   readonly data: Uint8Array;
   readonly stats: BigInt64Array;
+  readonly #statBase: number;
 
   constructor(memory: SharedCacheMemory) {
     this.vnodeF64 = new Float64Array(memory.vnodes);
@@ -146,17 +157,22 @@ export class CacheViews {
     this.headers = new Int32Array(memory.headers);
     this.versions = new Float64Array(memory.versions);
     this.data = new Uint8Array(memory.data);
-    this.stats = new BigInt64Array(memory.stats);
+    this.stats = new BigInt64Array(memory.stats, 0, STAT_ROWS * STAT_ROW_WORDS);
+    const rowDealer = new Int32Array(memory.stats, STAT_ROWS * STAT_ROW_WORDS * 8, 1);
+    // Past STAT_ROWS threads, rows are shared: still exact, since counts are atomic adds.
+    this.#statBase = (Atomics.add(rowDealer, 0, 1) % STAT_ROWS) * STAT_ROW_WORDS;
   }
 
   count(name: StatName, n = 1): void {
-    Atomics.add(this.stats, STAT_INDEX[name], BigInt(n));
+    Atomics.add(this.stats, this.#statBase + STAT_INDEX[name], BigInt(n));
   }
 
   readStats(): CacheStats {
     const out = {} as CacheStats;
     STAT_NAMES.forEach((name, i) => {
-      out[name] = Number(Atomics.load(this.stats, i));
+      let sum = 0n;
+      for (let row = 0; row < STAT_ROWS; row++) sum += Atomics.load(this.stats, row * STAT_ROW_WORDS + i);
+      out[name] = Number(sum);
     });
     return out;
   }
