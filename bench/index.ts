@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: every technique against the design it replaces, what a Node user
  * would use instead, and the physical floor, as ratios measured in this one run.
- * `npm run bench -- --quick` runs the same rows with shorter timings and smaller files.
- * Writes bench/results/latest.{json,md,svg}.
+ * `npm run bench -- --quick` runs the same rows with shorter timings and smaller files;
+ * `--only=B1,B4` runs some rows and writes nothing.
+ * Writes bench/results/latest.{json,md,svg} and the README's table.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +21,7 @@ import { b7 } from './rows/b7-prefetch.js';
 import { b8 } from './rows/b8-cached-read.js';
 import { b9 } from './rows/b9-tracing.js';
 import { goalProgress } from './goals.js';
+import { updateReadme } from './update-readme.js';
 
 const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B1', b1],
@@ -47,13 +49,19 @@ async function main(): Promise<void> {
     rows.push(row);
     console.log(`[${elapsed()}] ${id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
   }
+  console.log(`\n${markdownTable(rows)}\n`);
+  if (only !== undefined) {
+    console.log(`--only: a partial run; bench/results and the README are left as they were (${elapsed()}).`);
+    return;
+  }
   const meta = { node: process.version, cpus: os.cpus().length, date: new Date().toISOString(), quick };
   const dir = path.join(__dirname, '..', '..', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ ...meta, rows: rows.map(({ extra, ...r }) => ({ ...r, extra })) }, null, 2) + '\n');
+  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ ...meta, rows }, null, 2) + '\n');
   writeFileSync(path.join(dir, 'latest.md'), markdownReport(rows, meta));
   writeFileSync(path.join(dir, 'latest.svg'), svgChart(rows, goalProgress));
-  console.log(`\n${markdownTable(rows)}\n\nWrote bench/results/latest.{json,md,svg} in ${elapsed()}.`);
+  updateReadme(rows, meta);
+  console.log(`Wrote bench/results/latest.{json,md,svg} and the README table in ${elapsed()}.`);
 }
 
 main().catch((e: unknown) => {

@@ -142,6 +142,14 @@ export class RefTable {
     return slot;
   }
 
+  /**
+   * Whether the last getHold or getHoldKey on this thread created its entry (the slot
+   * names that key for the first time). The allocation-free form of `onCreate`.
+   */
+  get created(): boolean {
+    return scratch[ScratchWord.Created] === 1;
+  }
+
   /** Adds a reference to an entry the caller already holds. */
   hold(slot: number): void {
     if (slot >>> 0 !== slot) checkUint32(slot, 'slot');

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as timer } from 'node:timers/promises';
 
 import { Fid } from '../core/fid.js';
 import type { FetchResult, FileServer, FileStatus, StoreOptions } from './file-server.js';
@@ -46,6 +46,17 @@ interface ServerFile {
   bytes: Uint8Array; // capacity >= length
   length: number;
   dataVersion: number;
+}
+
+/**
+ * Waits `ms` milliseconds, to a few microseconds: timers fire on whole milliseconds and
+ * late, which would make a 0.25 ms transfer cost 1 ms or more. The last millisecond is
+ * spent yielding to the event loop until the deadline.
+ */
+async function sleep(ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  if (ms >= 2) await timer(Math.floor(ms) - 1);
+  while (performance.now() < deadline) await nextTurn();
 }
 
 const fidKey = (fid: Fid): string => `${fid.cell}.${fid.volume}.${fid.vnode}.${fid.unique}`;
