@@ -23,7 +23,11 @@ export {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_MAX_VNODES,
   DEFAULT_MAX_READAHEAD,
+  DEFAULT_BUSY_DEADLINE_MS,
+  DEFAULT_BUSY_DELAY_MS,
+  DEFAULT_BUSY_MAX_DELAY_MS,
 } from './cache/cache-manager.js';
+export type { BusyRetryPolicy } from './cache/busy-retry.js';
 export type { CacheManagerOptions, CacheDescriptor } from './cache/cache-manager.js';
 export type { CacheStats } from './cache/layout.js';
 export { Tracer, TRACE_CATEGORIES } from './trace/tracer.js';

@@ -5,7 +5,7 @@ import { Fid } from '../core/fid.js';
 import { RefTable, type RefTableDescriptor } from '../core/ref-table.js';
 import { RwLock } from '../core/rw-lock.js';
 import { checkInteger, checkObject } from '../core/validate.js';
-import type { FileServer, FileStatus, StoreOptions } from '../server/file-server.js';
+import type { FetchResult, FileServer, FileStatus, StoreOptions } from '../server/file-server.js';
 import { RemoteFileServer, ServerChannel } from '../server/server-channel.js';
 import {
   BufferState,
@@ -22,6 +22,7 @@ import {
   type SharedCacheMemory,
 } from './layout.js';
 import { Tracer } from '../trace/tracer.js';
+import { withBusyRetry, type BusyRetryPolicy } from './busy-retry.js';
 import { Readahead } from './readahead.js';
 import { isBufferValid, nextRange } from './version-range.js';
 
@@ -30,6 +31,9 @@ export const DEFAULT_BLOCK_SIZE = 4096;
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
 export const DEFAULT_MAX_VNODES = 4096;
 export const DEFAULT_MAX_READAHEAD = 4 * 1024 * 1024;
+export const DEFAULT_BUSY_DEADLINE_MS = 10_000;
+export const DEFAULT_BUSY_DELAY_MS = 1;
+export const DEFAULT_BUSY_MAX_DELAY_MS = 100;
 
 export interface CacheManagerOptions {
   /** Bytes of file data the cache holds; rounded down to whole blocks. @default 67108864 (64 MiB) */
@@ -44,6 +48,16 @@ export interface CacheManagerOptions {
   readonly prefetch?: boolean;
   /** The largest readahead window, in bytes. @default 4194304 (4 MiB) */
   readonly maxReadahead?: number;
+  /**
+   * How long a foreground operation (read, write, truncate, flush, stat) keeps retrying
+   * a server that answers busy, in ms; 0 fails at once. Background work (prefetch) never
+   * retries. @default 10000
+   */
+  readonly busyDeadlineMs?: number;
+  /** The first wait before retrying a busy server, in ms; it doubles each time. @default 1 */
+  readonly busyDelayMs?: number;
+  /** The longest wait between retries, in ms. @default 100 */
+  readonly busyMaxDelayMs?: number;
 }
 
 /** Structured-clonable: post it to a worker and call CacheManager.attach there. */
@@ -56,6 +70,7 @@ export interface CacheDescriptor {
   readonly chunkSize: number;
   readonly prefetch: boolean;
   readonly maxReadahead: number;
+  readonly busyRetry: BusyRetryPolicy;
   /** The BroadcastChannel on which the creating thread serves FileServer RPCs. */
   readonly serverChannel: string;
 }
@@ -112,6 +127,7 @@ export class CacheManager {
   readonly #prefetch: boolean;
   readonly #maxReadahead: number;
   readonly #serverChannel: string;
+  readonly #busyRetry: BusyRetryPolicy;
   readonly #owned: { channel: ServerChannel } | { remote: RemoteFileServer };
   readonly #readahead = new Map<string, Readahead>();
   readonly #background = new Set<Promise<void>>();
@@ -140,6 +156,7 @@ export class CacheManager {
     this.#prefetch = config.prefetch;
     this.#maxReadahead = config.maxReadahead;
     this.#serverChannel = config.serverChannel;
+    this.#busyRetry = config.busyRetry;
     this.#owned = owned;
     this.#zeros = new Uint8Array(config.blockSize);
   }
@@ -157,6 +174,11 @@ export class CacheManager {
     const maxReadahead = checkInteger(options.maxReadahead ?? DEFAULT_MAX_READAHEAD, 'options.maxReadahead', blockSize, 1 << 30);
     const prefetch = options.prefetch ?? true;
     if (typeof prefetch !== 'boolean') throw invalidArgType('options.prefetch', 'of type boolean', prefetch);
+    const busyRetry: BusyRetryPolicy = {
+      deadlineMs: checkInteger(options.busyDeadlineMs ?? DEFAULT_BUSY_DEADLINE_MS, 'options.busyDeadlineMs', 0, 2 ** 31),
+      initialDelayMs: checkInteger(options.busyDelayMs ?? DEFAULT_BUSY_DELAY_MS, 'options.busyDelayMs', 1, 2 ** 31),
+      maxDelayMs: checkInteger(options.busyMaxDelayMs ?? DEFAULT_BUSY_MAX_DELAY_MS, 'options.busyMaxDelayMs', 1, 2 ** 31),
+    };
     const buffers = Math.floor(cacheSize / blockSize);
     if (buffers > RefTable.maxCapacity) throw outOfRange('options.cacheSize', `at most ${RefTable.maxCapacity} blocks`, cacheSize);
 
@@ -167,7 +189,7 @@ export class CacheManager {
       server,
       new RefTable({ capacity: maxVnodes }),
       new RefTable({ capacity: buffers }),
-      { memory, blockSize, chunkSize, prefetch, maxReadahead, serverChannel },
+      { memory, blockSize, chunkSize, prefetch, maxReadahead, busyRetry, serverChannel },
       { channel },
     );
     server.onCallbackBreak((fid) => cm.#callbackBroken(fid));
@@ -205,6 +227,7 @@ export class CacheManager {
       chunkSize: this.#chunkBlocks * this.#blockSize,
       prefetch: this.#prefetch,
       maxReadahead: this.#maxReadahead,
+      busyRetry: this.#busyRetry,
       serverChannel: this.#serverChannel,
     };
   }
@@ -439,7 +462,7 @@ export class CacheManager {
     const seq = Atomics.load(I, v.i + VnodeI32.BreakSeq);
     if (Atomics.load(I, v.i + VnodeI32.StatusSeq) === seq && this.#v.vnodeF64[v.f + VnodeF64.DataVersion]! >= 0) return;
     this.#v.count('statusRpcs');
-    const status = await this.#server.fetchStatus(v.fid);
+    const status = await this.#foreground(() => this.#server.fetchStatus(v.fid));
     this.#trace.status(v.fid, status.dataVersion, status.length);
     await v.lock.writeAsync();
     try {
@@ -637,7 +660,8 @@ export class CacheManager {
     let filled = false;
     this.#trace.fetch(v.fid, start, run.slots.length * bs);
     try {
-      const result = await this.#server.fetchData(v.fid, start, run.slots.length * bs);
+      const fetch = (): Promise<FetchResult> => this.#server.fetchData(v.fid, start, run.slots.length * bs);
+      const result = prefetched ? await fetch() : await this.#foreground(fetch);
       this.#v.count('fetchBytes', result.data.length);
       await v.lock.writeAsync();
       try {
@@ -883,6 +907,7 @@ export class CacheManager {
       .catch(() => {
         // A failed prefetch is only a missed chance: the reader fetches on demand and
         // reports the error then.
+        this.#v.count('backgroundFailures');
       })
       .finally(() => {
         this.#vnodes.release(v.slot);
@@ -1104,7 +1129,7 @@ export class CacheManager {
         if (done === calls.length - 1) options.fileLength = batch.fileLength;
         this.#v.count('storeRpcs');
         this.#trace.store(v.fid, call.offset, call.bytes.length);
-        const result = await this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions);
+        const result = await this.#foreground(() => this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions));
         this.#v.count('storeBytes', call.bytes.length);
         await v.lock.writeAsync();
         try {
@@ -1172,6 +1197,12 @@ export class CacheManager {
       }
     }
     return fids.length > 0;
+  }
+
+  /** An RPC made for a caller who waits: a busy server is retried, within the deadline. */
+  #foreground<T>(rpc: () => Promise<T>): Promise<T> {
+    const policy = this.#busyRetry.deadlineMs > 0 ? this.#busyRetry : undefined;
+    return withBusyRetry(rpc, policy, () => this.#v.count('busyRetries'));
   }
 
   #checkOpen(what: string): void {

@@ -102,6 +102,8 @@ export const STAT_NAMES = [
   'prefetchBlocks',
   'prefetchBlocksUsed',
   'statusRpcs',
+  'busyRetries',
+  'backgroundFailures',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];
