@@ -11,6 +11,8 @@ export function benchPool(threads: number): Piscina<BenchTask, BenchResult> {
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 5000,
+    // Keep the event loop running between tasks: background cache work must finish.
+    atomics: 'async',
   });
 }
 

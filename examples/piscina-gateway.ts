@@ -39,7 +39,10 @@ async function main(): Promise<void> {
   const fid = new Fid(1, 536870915, 2, 1);
   server.createFile(fid, new TextEncoder().encode('hello from the file server\n'.repeat(1000)));
   const cm = CacheManager.create(server.connect(), { cacheSize: 8 * 1024 * 1024 });
-  const pool = new Piscina({ filename: __filename, maxThreads: 4, idleTimeout: 1000 });
+  // atomics: 'async' keeps each worker's event loop running between requests, so the
+  // readahead a request started can finish (with 'sync', an idle worker sleeps in
+  // Atomics.wait and other workers would wait on its half-fetched buffers).
+  const pool = new Piscina({ filename: __filename, maxThreads: 4, idleTimeout: 1000, atomics: 'async' });
   const base = { cache: cm.descriptor, fid: fid.toJSON() };
 
   await Promise.all([0, 4096, 8192].map((offset) => pool.run({ ...base, op: 'write', offset, length: 0 })));

@@ -22,6 +22,8 @@ test('workers share one cache: each sees the others\' writes before any store, a
     minThreads: WORKERS,
     maxThreads: WORKERS,
     idleTimeout: 1000,
+    // Keep the event loop running between tasks: background cache work must finish.
+    atomics: 'async',
   });
   try {
     const base = { cache: cm.descriptor, fids: fids.map((f) => f.toJSON()), workers: WORKERS, record: RECORD, records: RECORDS };

@@ -663,9 +663,14 @@ export class CacheManager {
       const fetch = (): Promise<FetchResult> => this.#server.fetchData(v.fid, start, run.slots.length * bs);
       const result = prefetched ? await fetch() : await this.#foreground(fetch);
       this.#v.count('fetchBytes', result.data.length);
-      await v.lock.writeAsync();
+      // A holder of its own: the runs of one prefetch window fill concurrently.
+      const lock = new RwLock(this.#v.vnodeI32, v.i + VnodeI32.Lock);
+      await lock.writeAsync();
       try {
         this.#applyServerVersion(v, result.dataVersion, result.length);
+        // Bytes served before a store of ours that has since landed may predate it (a
+        // truncation it carried, say): keep only what is of the current version.
+        if (result.dataVersion !== this.#v.vnodeF64[v.f + VnodeF64.DataVersion]) return;
         const zeroPoint = this.#zeroPoint(v);
         const data = this.#v.data;
         run.slots.forEach((slot, k) => {
@@ -681,7 +686,7 @@ export class CacheManager {
         });
         filled = true;
       } finally {
-        v.lock.release();
+        lock.release();
       }
     } finally {
       for (const slot of run.slots) {

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+
+import { CacheManager, MemoryFileServer } from '../src/index.js';
+import type { FetchResult, FileServer, Fid } from '../src/index.js';
+import { fidOf, patterned } from './helpers/files.js';
+
+/** A connection whose fetchData replies arrive late, after the server answered them. */
+function slowFetches(inner: FileServer, delayMs: number): FileServer {
+  return {
+    fetchStatus: (fid) => inner.fetchStatus(fid),
+    fetchData: async (fid: Fid, offset: number, length: number): Promise<FetchResult> => {
+      const reply = await inner.fetchData(fid, offset, length);
+      await sleep(delayMs);
+      return reply;
+    },
+    storeData: (fid, offset, data, options) => inner.storeData(fid, offset, data, options),
+    onCallbackBreak: (listener) => inner.onCallbackBreak(listener),
+  };
+}
+
+test('a prefetch served before our own truncating store lands after it: its stale bytes are not kept', async () => {
+  const server = new MemoryFileServer();
+  const fid = fidOf(800);
+  server.createFile(fid, patterned(64 * 1024, 3));
+  const cm = CacheManager.create(slowFetches(server.connect(), 50), { cacheSize: 1 << 20, chunkSize: 4096, maxReadahead: 64 * 1024 });
+  try {
+    await cm.read(fid, 0, 4096); // a sequential start: readahead of the next blocks begins
+    await sleep(5); // the readahead's fetch has been served at the old version
+    await cm.truncate(fid, 100);
+    await cm.write(fid, 30_000, new Uint8Array([7]));
+    await cm.flush(fid); // stores truncPos 100 and the byte at 30,000: a newer version
+    await sleep(100); // the late readahead reply arrives now
+    const got = await cm.read(fid, 0, 30_001);
+    const want = new Uint8Array(30_001);
+    want.set(patterned(64 * 1024, 3).subarray(0, 100));
+    want[30_000] = 7;
+    assert.deepEqual(got, want);
+    assert.ok(cm.stats().prefetchesIssued > 0, 'the race was set up: a prefetch was in flight');
+  } finally {
+    await cm.close();
+  }
+});
