@@ -490,8 +490,9 @@ export class CacheManager {
       // Every clean buffer just became invalid; only the dirty ones still count.
       Atomics.store(I, v.i + VnodeI32.Cached, this.#dirtyCount(v));
       F[v.f + VnodeF64.ServerLength] = length;
-      // Unstored writes and truncations of ours still decide the length we show.
-      if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) F[v.f + VnodeF64.Length] = length;
+      // Unstored writes and truncations of ours, and those being stored, still decide
+      // the length we show.
+      if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0 && inFlight === 0) F[v.f + VnodeF64.Length] = length;
     }
   }
 
@@ -1059,15 +1060,17 @@ export class CacheManager {
       let batch: StoreBatch | undefined;
       let inFlight = 0;
       try {
-        if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0) batch = this.#takeDirty(v);
-        else inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+        // One batch in flight per file: a block written again while an older batch is
+        // stored must reach the server after it, never before.
+        inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+        if (inFlight === 0 && (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0) batch = this.#takeDirty(v);
       } finally {
         v.lock.release();
       }
       if (batch !== undefined) return this.#store(v, batch);
       if (inFlight === 0) return;
-      // Another flush of this file is still storing: wait for it, so that a resolved
-      // flush always means the server has the data.
+      // Another flush of this file is still storing: wait for it, then store what is
+      // dirty since; so a resolved flush always means the server has the data.
       const r = Atomics.waitAsync(I, v.i + VnodeI32.StoresInFlight, inFlight, 1000);
       if (r.async) await r.value;
     }

@@ -42,3 +42,32 @@ test('a prefetch served before our own truncating store lands after it: its stal
     await cm.close();
   }
 });
+
+test('two flushes of one file: a block written again while the first is storing reaches the server last', async () => {
+  const server = new MemoryFileServer();
+  const fid = fidOf(801);
+  server.createFile(fid, new Uint8Array(8192));
+  const inner = server.connect();
+  let stores = 0;
+  const conn: FileServer = {
+    fetchStatus: (f) => inner.fetchStatus(f),
+    fetchData: (f, o, l) => inner.fetchData(f, o, l),
+    storeData: async (f, o, d, opts) => {
+      const first = stores++ === 0;
+      if (first) await sleep(50); // the first store is slow on the wire...
+      return inner.storeData(f, o, d, opts); // ...and lands after any that overtook it
+    },
+    onCallbackBreak: (l) => inner.onCallbackBreak(l),
+  };
+  const cm = CacheManager.create(conn, { cacheSize: 1 << 20, chunkSize: 4096 });
+  try {
+    await cm.write(fid, 0, new Uint8Array(4096).fill(1));
+    const first = cm.flush(fid); // stores the 1s, slowly
+    await sleep(5);
+    await cm.write(fid, 0, new Uint8Array(4096).fill(2));
+    await Promise.all([first, cm.flush(fid)]);
+    assert.deepEqual(server.contents(fid).subarray(0, 4096), new Uint8Array(4096).fill(2), 'the newer bytes win');
+  } finally {
+    await cm.close();
+  }
+});
