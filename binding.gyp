@@ -16,6 +16,7 @@
       ],
       'sources': [
         'native/addon/addon.cpp',
+        'native/addon/addon_state.cpp',
         'native/addon/errors.cpp',
         'native/addon/ref_table_binding.cpp',
         'native/addon/rw_lock_binding.cpp',

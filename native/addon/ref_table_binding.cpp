@@ -10,14 +10,9 @@
 #include "addon_state.h"
 #include "bindings.h"
 #include "errors.h"
+#include "shared_table.h"
 
 namespace cmkit::addon {
-
-struct SharedTable {
-  explicit SharedTable(uint32_t capacity) : table(capacity) {}
-  RefTable table;
-  std::atomic<bool> closed{false};
-};
 
 namespace {
 
@@ -50,6 +45,19 @@ SharedTable* scratchTable(Napi::Env env, AddonState& st, const char* what) {
 }
 
 Fid scratchFid(const uint32_t* s) { return Fid{s[kCell], s[kVolume], s[kVnode], s[kUnique], s[kHash]}; }
+
+// This thread's ledger entry for a slot of the table selected in the scratch words.
+int32_t& ledger(AddonState& st, SharedTable* t, uint32_t slot) {
+  uint32_t local = st.scratch[kTable];
+  if (st.holds.size() <= local) st.holds.resize(local + 1);
+  std::vector<int32_t>& bySlot = st.holds[local];
+  if (bySlot.size() <= slot) bySlot.resize(t->table.capacity(), 0);
+  return bySlot[slot];
+}
+
+void noteHeld(AddonState& st, SharedTable* t, int32_t slot) {
+  if (slot >= 0) ledger(st, t, static_cast<uint32_t>(slot))++;
+}
 
 Napi::Value create(const Napi::CallbackInfo& info) {
   auto capacity = uint32Arg(info, 0, "capacity");
@@ -87,6 +95,7 @@ Napi::Value attach(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < st.tables.size(); i++) {
     if (!st.tables[i]) {
       st.tables[i] = std::move(table);
+      if (i < st.holds.size()) st.holds[i].clear();
       return Napi::Number::New(env, static_cast<double>(i));
     }
   }
@@ -103,6 +112,7 @@ Napi::Value detach(const Napi::CallbackInfo& info) {
   bool close = info[1].ToBoolean();
   AddonState& st = stateOf(env);
   if (*local >= st.tables.size() || !st.tables[*local]) return env.Undefined();
+  st.releaseHolds(*local);  // a thread that leaves a table leaves its references too
   if (close) {
     st.tables[*local]->closed.store(true);
     Registry& r = registry();
@@ -123,7 +133,9 @@ Napi::Value findHold(const Napi::CallbackInfo& info) {
   AddonState& st = stateOf(env);
   SharedTable* t = scratchTable(env, st, "RefTable.findHold");
   if (!t) return env.Undefined();
-  return Napi::Number::New(env, t->table.findHold(scratchFid(st.scratch)));
+  int32_t slot = t->table.findHold(scratchFid(st.scratch));
+  noteHeld(st, t, slot);
+  return Napi::Number::New(env, slot);
 }
 
 Napi::Value findHoldExclusive(const Napi::CallbackInfo& info) {
@@ -131,7 +143,9 @@ Napi::Value findHoldExclusive(const Napi::CallbackInfo& info) {
   AddonState& st = stateOf(env);
   SharedTable* t = scratchTable(env, st, "RefTable.findHoldExclusive");
   if (!t) return env.Undefined();
-  return Napi::Number::New(env, t->table.findHoldExclusive(scratchFid(st.scratch)));
+  int32_t slot = t->table.findHoldExclusive(scratchFid(st.scratch));
+  noteHeld(st, t, slot);
+  return Napi::Number::New(env, slot);
 }
 
 Napi::Value getHold(const Napi::CallbackInfo& info) {
@@ -146,28 +160,79 @@ Napi::Value getHold(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   st.scratch[kCreated] = created ? 1 : 0;
+  noteHeld(st, t, slot);
   return Napi::Number::New(env, slot);
 }
 
-template <Status (RefTable::*kOp)(uint32_t)>
-Napi::Value slotOp(const Napi::CallbackInfo& info, const char* what) {
+// The slot argument of a hot call, after the table's bounds check, or nullopt after
+// throwing.
+std::optional<uint32_t> slotArg(const Napi::CallbackInfo& info, SharedTable* t, const char* what) {
+  auto slot = uint32ArgFast(info, 0, "slot");
+  if (!slot) return std::nullopt;
+  if (*slot >= t->table.used()) {
+    throwStatus(info.Env(), Status::kBadSlot, what);
+    return std::nullopt;
+  }
+  return slot;
+}
+
+// Which ledger a reference change is written to.
+enum class Owner { kThisThread, kShared };
+
+// hold/release, of a reference this thread owns (kept in its ledger) or of a disowned one.
+template <Status (RefTable::*kOp)(uint32_t), int32_t kDelta, Owner kOwner>
+Napi::Value countOp(const Napi::CallbackInfo& info, const char* what) {
   Napi::Env env = info.Env();
   AddonState& st = stateOf(env);
   SharedTable* t = scratchTable(env, st, what);
   if (!t) return env.Undefined();
-  auto slot = uint32ArgFast(info, 0, "slot");
+  auto slot = slotArg(info, t, what);
   if (!slot) return env.Undefined();
+  if (kOwner == Owner::kThisThread && kDelta < 0 && ledger(st, t, *slot) <= 0) {
+    // Releasing a reference another thread took would let that thread's exit release it
+    // a second time.
+    throwRangeError(env, "ERR_CMKIT_NOT_HELD",
+                    std::string(what) + ": this thread holds no reference to that slot " +
+                        "(a disowned one is released with releaseDisowned)");
+    return env.Undefined();
+  }
   Status s = (t->table.*kOp)(*slot);
-  if (s != Status::kOk) throwStatus(env, s, what);
+  if (s != Status::kOk) {
+    throwStatus(env, s, what);
+    return env.Undefined();
+  }
+  if (kOwner == Owner::kThisThread) ledger(st, t, *slot) += kDelta;
   return env.Undefined();
 }
 
 Napi::Value hold(const Napi::CallbackInfo& info) {
-  return slotOp<&RefTable::hold>(info, "RefTable.hold");
+  return countOp<&RefTable::hold, 1, Owner::kThisThread>(info, "RefTable.hold");
 }
 
 Napi::Value release(const Napi::CallbackInfo& info) {
-  return slotOp<&RefTable::release>(info, "RefTable.release");
+  return countOp<&RefTable::release, -1, Owner::kThisThread>(info, "RefTable.release");
+}
+
+Napi::Value releaseDisowned(const Napi::CallbackInfo& info) {
+  return countOp<&RefTable::release, -1, Owner::kShared>(info, "RefTable.releaseDisowned");
+}
+
+// Hands one of this thread's references over to shared state: the count stays, but the
+// thread's exit will no longer release it.
+Napi::Value disown(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonState& st = stateOf(env);
+  SharedTable* t = scratchTable(env, st, "RefTable.disown");
+  if (!t) return env.Undefined();
+  auto slot = slotArg(info, t, "RefTable.disown");
+  if (!slot) return env.Undefined();
+  int32_t& mine = ledger(st, t, *slot);
+  if (mine <= 0) {
+    throwRangeError(env, "ERR_CMKIT_NOT_HELD", "RefTable.disown: this thread holds no reference to that slot");
+    return env.Undefined();
+  }
+  mine--;
+  return env.Undefined();
 }
 
 // findHoldMany(fids: Uint32Array of 5 words a Fid, out: Int32Array)
@@ -189,6 +254,7 @@ Napi::Value findHoldMany(const Napi::CallbackInfo& info) {
   std::vector<Fid> batch(n);
   for (size_t i = 0; i < n; i++, w += 5) batch[i] = Fid{w[0], w[1], w[2], w[3], w[4]};
   t->table.findHoldMany(batch.data(), static_cast<uint32_t>(n), out->data);
+  for (size_t i = 0; i < n; i++) noteHeld(st, t, out->data[i]);
   return env.Undefined();
 }
 
@@ -199,8 +265,22 @@ Napi::Value releaseMany(const Napi::CallbackInfo& info) {
   if (!t) return env.Undefined();
   auto slots = int32ArrayArg(info, 0, "slots");
   if (!slots) return env.Undefined();
+  // Only references this thread holds, as release checks one by one.
+  size_t n = slots->length;
+  std::vector<int32_t> mine(slots->data, slots->data + n);
+  size_t allowed = 0;
+  for (; allowed < n; allowed++) {
+    int32_t slot = mine[allowed];
+    if (slot < 0 || static_cast<uint32_t>(slot) >= t->table.used() || ledger(st, t, slot) <= 0) break;
+    ledger(st, t, slot)--;  // taken back below for any the table refuses
+  }
   uint32_t done = 0;
-  Status s = t->table.releaseMany(slots->data, static_cast<uint32_t>(slots->length), &done);
+  Status s = t->table.releaseMany(mine.data(), static_cast<uint32_t>(allowed), &done);
+  for (size_t i = done; i < allowed; i++) ledger(st, t, mine[i])++;
+  if (s == Status::kOk && allowed < n) {
+    s = (mine[allowed] < 0 || static_cast<uint32_t>(mine[allowed]) >= t->table.used()) ? Status::kBadSlot
+                                                                                       : Status::kNotHeld;
+  }
   if (s != Status::kOk) {
     std::string what = "RefTable.releaseMany (slots[" + std::to_string(done) + "]; the " +
                        std::to_string(done) + " before it were released)";
@@ -268,6 +348,8 @@ void initRefTable(Napi::Env env, Napi::Object exports) {
   t.Set("getHold", Napi::Function::New(env, getHold, "getHold"));
   t.Set("hold", Napi::Function::New(env, hold, "hold"));
   t.Set("release", Napi::Function::New(env, release, "release"));
+  t.Set("disown", Napi::Function::New(env, disown, "disown"));
+  t.Set("releaseDisowned", Napi::Function::New(env, releaseDisowned, "releaseDisowned"));
   t.Set("findHoldMany", Napi::Function::New(env, findHoldMany, "findHoldMany"));
   t.Set("releaseMany", Napi::Function::New(env, releaseMany, "releaseMany"));
   t.Set("refCount", Napi::Function::New(env, refCount, "refCount"));

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../core/rw_lock.h"
+#include "addon_state.h"
 #include "bindings.h"
 #include "errors.h"
 
@@ -26,16 +27,30 @@ uint32_t* wordArg(const Napi::CallbackInfo& info) {
   return reinterpret_cast<uint32_t*>(words->data) + *index;
 }
 
+// The thread's ledger of what it holds in each word (see addon_state.h): every
+// transition that succeeds updates it, so that the thread's exit releases what is left.
+LockHolds& held(const Napi::CallbackInfo& info, uint32_t* w) { return stateOf(info.Env()).locks[w]; }
+
+void forget(const Napi::CallbackInfo& info, uint32_t* w) {
+  auto& locks = stateOf(info.Env()).locks;
+  auto it = locks.find(w);
+  if (it != locks.end() && it->second.reads == 0 && !it->second.write) locks.erase(it);
+}
+
 Napi::Value tryRead(const Napi::CallbackInfo& info) {
   uint32_t* w = wordArg(info);
   if (!w) return info.Env().Undefined();
-  return Napi::Boolean::New(info.Env(), rwlock::Word(*w).tryRead());
+  bool ok = rwlock::Word(*w).tryRead();
+  if (ok) held(info, w).reads++;
+  return Napi::Boolean::New(info.Env(), ok);
 }
 
 Napi::Value tryWrite(const Napi::CallbackInfo& info) {
   uint32_t* w = wordArg(info);
   if (!w) return info.Env().Undefined();
-  return Napi::Boolean::New(info.Env(), rwlock::Word(*w).tryWrite());
+  bool ok = rwlock::Word(*w).tryWrite();
+  if (ok) held(info, w).write = true;
+  return Napi::Boolean::New(info.Env(), ok);
 }
 
 // Returns the value to sleep on, as the signed number Atomics.wait compares against, or
@@ -47,9 +62,10 @@ Napi::Value prepareWait(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<int32_t>(v));
 }
 
-// Releases return 1 when sleepers must be woken, 0 otherwise; or throw.
+// Releases return 1 when sleepers must be woken, 0 otherwise; or throw. `note` records
+// the transition in the thread's ledger once it succeeded.
 template <rwlock::Result (rwlock::Word::*kOp)()>
-Napi::Value releasing(const Napi::CallbackInfo& info, const char* what) {
+Napi::Value releasing(const Napi::CallbackInfo& info, const char* what, void (*note)(LockHolds&)) {
   uint32_t* w = wordArg(info);
   if (!w) return info.Env().Undefined();
   rwlock::Result r = (rwlock::Word(*w).*kOp)();
@@ -57,20 +73,31 @@ Napi::Value releasing(const Napi::CallbackInfo& info, const char* what) {
     throwStatus(info.Env(), static_cast<Status>(r), what);
     return info.Env().Undefined();
   }
+  note(held(info, w));
+  forget(info, w);
   return Napi::Number::New(info.Env(), r);
 }
 
+void dropRead(LockHolds& h) {
+  if (h.reads > 0) h.reads--;
+}
+void dropWrite(LockHolds& h) { h.write = false; }
+void writeToRead(LockHolds& h) {
+  h.write = false;
+  h.reads++;
+}
+
 Napi::Value releaseRead(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::releaseRead>(info, "RwLock.release (read)");
+  return releasing<&rwlock::Word::releaseRead>(info, "RwLock.release (read)", dropRead);
 }
 Napi::Value releaseWrite(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::releaseWrite>(info, "RwLock.release (write)");
+  return releasing<&rwlock::Word::releaseWrite>(info, "RwLock.release (write)", dropWrite);
 }
 Napi::Value downgrade(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::downgrade>(info, "RwLock.downgrade");
+  return releasing<&rwlock::Word::downgrade>(info, "RwLock.downgrade", writeToRead);
 }
 Napi::Value releaseReadForUpgrade(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::releaseReadForUpgrade>(info, "RwLock.upgrade");
+  return releasing<&rwlock::Word::releaseReadForUpgrade>(info, "RwLock.upgrade", dropRead);
 }
 
 // true when upgraded, false when other readers hold shares; throws when no share is held.
@@ -81,6 +108,11 @@ Napi::Value tryUpgrade(const Napi::CallbackInfo& info) {
   if (s == Status::kLockNotHeld) {
     throwStatus(info.Env(), s, "RwLock.tryUpgrade");
     return info.Env().Undefined();
+  }
+  if (s == Status::kOk) {
+    LockHolds& h = held(info, w);
+    dropRead(h);
+    h.write = true;
   }
   return Napi::Boolean::New(info.Env(), s == Status::kOk);
 }

@@ -507,7 +507,9 @@ export class CacheManager {
     const I = this.#v.vnodeI32;
     const flags = Atomics.load(I, v.i + VnodeI32.Flags);
     if ((flags & VNODE_DIRTY_HELD) !== 0) return;
+    // The file's own reference, until it is stored: no thread's, so no thread's exit drops it.
     this.#vnodes.hold(v.slot);
+    this.#vnodes.disown(v.slot);
     Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
   }
 
@@ -993,7 +995,9 @@ export class CacheManager {
       this.#linkDirty(v, slot);
       this.#markVnodeDirty(v);
       Atomics.store(H, h + HeaderI32.State, (state & ~BufferState.Prefetched) | BufferState.Valid | BufferState.Dirty);
-      // The lookup's reference becomes the dirty hold: a dirty buffer is never recycled.
+      // The lookup's reference becomes the dirty hold: a dirty buffer is never recycled,
+      // and the hold belongs to the cache, not to this thread, until the data is stored.
+      this.#buffers.disown(slot);
     } else {
       this.#buffers.release(slot);
     }
@@ -1037,7 +1041,7 @@ export class CacheManager {
           if (this.#isValid(v, slot, state)) this.#countCached(v, -1);
           if ((state & BufferState.Dirty) !== 0) {
             this.#unlinkDirty(v, slot);
-            this.#buffers.release(slot); // the dirty hold
+            this.#buffers.releaseDisowned(slot); // the dirty hold
           }
           Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, 0);
         } else if ((state & BufferState.Valid) !== 0) {
@@ -1152,9 +1156,9 @@ export class CacheManager {
         } finally {
           v.lock.release();
         }
-        for (const slot of call.slots) this.#buffers.release(slot); // the dirty holds
+        for (const slot of call.slots) this.#buffers.releaseDisowned(slot); // the dirty holds
       }
-      this.#vnodes.release(v.slot); // the batch's dirty hold on the vnode
+      this.#vnodes.releaseDisowned(v.slot); // the batch's dirty hold on the vnode
     } catch (e) {
       // Nothing written is lost: what was not stored becomes dirty again.
       await v.lock.writeAsync();
@@ -1164,18 +1168,18 @@ export class CacheManager {
           for (const slot of call.slots) {
             const state = Atomics.load(H, slot * HEADER_I32 + HeaderI32.State);
             if ((state & BufferState.Dirty) !== 0) {
-              this.#buffers.release(slot); // re-dirtied meanwhile: it has a newer hold
+              this.#buffers.releaseDisowned(slot); // re-dirtied meanwhile: it has a newer hold
             } else if ((state & BufferState.Valid) !== 0) {
               this.#linkDirty(v, slot);
               Atomics.or(H, slot * HEADER_I32 + HeaderI32.State, BufferState.Dirty);
             } else {
-              this.#buffers.release(slot); // truncated away meanwhile
+              this.#buffers.releaseDisowned(slot); // truncated away meanwhile
             }
           }
         }
         Atomics.sub(I, v.i + VnodeI32.StoresInFlight, calls.length - done);
         const flags = Atomics.load(I, v.i + VnodeI32.Flags);
-        if ((flags & VNODE_DIRTY_HELD) !== 0) this.#vnodes.release(v.slot);
+        if ((flags & VNODE_DIRTY_HELD) !== 0) this.#vnodes.releaseDisowned(v.slot);
         else Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
       } finally {
         v.lock.release();

@@ -26,6 +26,8 @@ export interface RefTableBinding {
   getHold(): number;
   hold(slot: number): void;
   release(slot: number): void;
+  disown(slot: number): void;
+  releaseDisowned(slot: number): void;
   findHoldMany(fids: Uint32Array, out: Int32Array): void;
   releaseMany(slots: Int32Array): void;
   refCount(slot: number): number;

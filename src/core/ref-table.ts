@@ -157,12 +157,36 @@ export class RefTable {
     binding.hold(slot);
   }
 
-  /** Drops one reference. */
+  /**
+   * Drops one of this thread's references. Each thread releases only what it took (or
+   * what was disowned, with releaseDisowned): what a thread still holds when it exits is
+   * released for it.
+   */
   release(slot: number): void {
     // The binding checks only the type on this hot path; the range is checked here.
     if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
     this.#select('RefTable.release');
     binding.release(slot);
+  }
+
+  /**
+   * Hands one of this thread's references to shared state. The count is unchanged, but
+   * the reference no longer belongs to this thread: when the thread exits (or is
+   * terminated) it is not released, and any thread may drop it with releaseDisowned.
+   * For references that outlive the operation that took them, such as a cache's dirty
+   * buffers.
+   */
+  disown(slot: number): void {
+    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
+    this.#select('RefTable.disown');
+    binding.disown(slot);
+  }
+
+  /** Drops a reference that was disowned, from any thread. */
+  releaseDisowned(slot: number): void {
+    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
+    this.#select('RefTable.releaseDisowned');
+    binding.releaseDisowned(slot);
   }
 
   /** findHold for many Fids under one lock acquisition. out[i] is a slot or -1. */

@@ -19,6 +19,13 @@ export type RwLockMode = 'none' | 'read' | 'write';
 const OWN_BUFFER_BYTES = 64;
 
 /**
+ * The longest a waiter sleeps before looking at the word again. Releases wake sleepers at
+ * once; this bound is for the release no one can announce: a thread that exits holding
+ * the lock has it released by native code, which cannot wake JS waiters.
+ */
+const WAIT_SLICE_MS = 20;
+
+/**
  * A reader/writer lock with upgrade and downgrade, whose whole state is one 32-bit word
  * in shared memory. The rules (modes, what may overlap, how waiters are woken) are stated
  * in native/core/rw_lock.h, which implements every transition.
@@ -191,7 +198,7 @@ export class RwLock {
     const index = this.#index;
     while (!(forWrite ? binding.tryWrite(words, index) : binding.tryRead(words, index))) {
       const value = binding.prepareWait(words, index, forWrite);
-      if (value !== 0) Atomics.wait(words, index, value);
+      if (value !== 0) Atomics.wait(words, index, value, WAIT_SLICE_MS);
     }
   }
 
@@ -201,7 +208,7 @@ export class RwLock {
     while (!(forWrite ? binding.tryWrite(words, index) : binding.tryRead(words, index))) {
       const value = binding.prepareWait(words, index, forWrite);
       if (value === 0) continue;
-      const result = Atomics.waitAsync(words, index, value);
+      const result = Atomics.waitAsync(words, index, value, WAIT_SLICE_MS);
       if (result.async) await result.value;
     }
   }

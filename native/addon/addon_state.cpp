@@ -1,0 +1,30 @@
+#include "addon_state.h"
+
+#include "../core/rw_lock.h"
+#include "shared_table.h"
+
+namespace cmkit::addon {
+
+void AddonState::releaseHolds(size_t local) {
+  if (local >= holds.size() || local >= tables.size() || !tables[local]) return;
+  RefTable& table = tables[local]->table;
+  std::vector<int32_t>& bySlot = holds[local];
+  for (uint32_t slot = 0; slot < bySlot.size(); slot++) {
+    for (; bySlot[slot] > 0; bySlot[slot]--) table.release(slot);
+  }
+  bySlot.clear();
+}
+
+AddonState::~AddonState() {
+  for (size_t local = 0; local < tables.size(); local++) releaseHolds(local);
+  // The words are in SharedArrayBuffers that this isolate still references while its
+  // environment is torn down. Threads asleep on a word are not woken from here (only JS
+  // can notify); they wait in bounded slices and see the word change.
+  for (auto& [word, held] : locks) {
+    rwlock::Word w(*word);
+    if (held.write) w.releaseWrite();
+    for (; held.reads > 0; held.reads--) w.releaseRead();
+  }
+}
+
+}  // namespace cmkit::addon
