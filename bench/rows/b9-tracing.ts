@@ -57,7 +57,7 @@ async function timeBatch(s: Subject, into: Uint8Array): Promise<number> {
  * fresh pairs of copies. The ratio is the median over copies of the median per-pair ratio.
  */
 export const b9: RowFn = async (ctx) => {
-  const copies = ctx.quick ? 3 : 7;
+  const copies = ctx.quick ? 5 : 15;
   const pairs = ctx.quick ? 100 : 300;
   const into = new Uint8Array(4096);
   const copyRatios: number[] = [];
