@@ -22,6 +22,12 @@ Napi::Value fidHashCall(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fidHash(w[0], w[1], w[2], w[3]));
 }
 
+Napi::Value threadAliveCall(const Napi::CallbackInfo& info) {
+  auto token = uint32Arg(info, 0, "token");
+  if (!token) return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), threadAlive(*token));
+}
+
 // The cheapest call the addon can make: the benchmark's floor for a native round trip.
 Napi::Value noop(const Napi::CallbackInfo& info) { return info.Env().Undefined(); }
 
@@ -47,6 +53,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("status", statusCodes(env));
   exports.Set("fidHash", Napi::Function::New(env, fidHashCall, "fidHash"));
   exports.Set("noop", Napi::Function::New(env, noop, "noop"));
+  exports.Set("threadToken", Napi::Number::New(env, st->token));
+  exports.Set("threadAlive", Napi::Function::New(env, threadAliveCall, "threadAlive"));
   initRefTable(env, exports);
   initRwLock(env, exports);
   initBench(env, exports);

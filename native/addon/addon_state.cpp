@@ -1,9 +1,41 @@
 #include "addon_state.h"
 
+#include <mutex>
+#include <unordered_set>
+
 #include "../core/rw_lock.h"
 #include "shared_table.h"
 
 namespace cmkit::addon {
+
+namespace {
+
+struct LiveThreads {
+  std::mutex mutex;
+  std::unordered_set<uint32_t> tokens;
+  uint32_t next = 1;
+};
+
+LiveThreads& liveThreads() {
+  static LiveThreads* live = new LiveThreads();  // never destroyed: threads outlive main's exit
+  return *live;
+}
+
+}  // namespace
+
+uint32_t AddonState::nextThreadToken() {
+  LiveThreads& live = liveThreads();
+  std::lock_guard<std::mutex> g(live.mutex);
+  uint32_t token = live.next++;
+  live.tokens.insert(token);
+  return token;
+}
+
+bool threadAlive(uint32_t token) {
+  LiveThreads& live = liveThreads();
+  std::lock_guard<std::mutex> g(live.mutex);
+  return live.tokens.count(token) != 0;
+}
 
 void AddonState::releaseHolds(size_t local) {
   if (local >= holds.size() || local >= tables.size() || !tables[local]) return;
@@ -17,6 +49,11 @@ void AddonState::releaseHolds(size_t local) {
 
 AddonState::~AddonState() {
   for (size_t local = 0; local < tables.size(); local++) releaseHolds(local);
+  {
+    LiveThreads& live = liveThreads();
+    std::lock_guard<std::mutex> g(live.mutex);
+    live.tokens.erase(token);
+  }
   // The words are in SharedArrayBuffers that this isolate still references while its
   // environment is torn down. Threads asleep on a word are not woken from here (only JS
   // can notify); they wait in bounded slices and see the word change.

@@ -45,6 +45,9 @@ struct AddonState {
   AddonState& operator=(const AddonState&) = delete;
   ~AddonState();  // releases every hold still in the ledgers
 
+  // This thread's token: unique in the process, never reused; see threadAlive().
+  const uint32_t token = nextThreadToken();
+
   uint32_t* scratch = nullptr;
   Napi::Reference<Napi::Uint32Array> scratchRef;
   // Index = the local table index JS passes; null once detached.
@@ -56,7 +59,14 @@ struct AddonState {
 
   // Releases this thread's references in table `local` (on detach and at teardown).
   void releaseHolds(size_t local);
+
+ private:
+  static uint32_t nextThreadToken();
 };
+
+// Whether the thread that got `token` still has its environment. Shared state that names
+// a thread (a buffer being fetched by it, say) is taken back once it is gone.
+bool threadAlive(uint32_t token);
 
 inline AddonState& stateOf(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
 

@@ -4,12 +4,15 @@ import { invalidArgType, outOfRange, typeError } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { RefTable, type RefTableDescriptor } from '../core/ref-table.js';
 import { RwLock } from '../core/rw-lock.js';
+import { threadAlive, threadToken } from '../core/threads.js';
 import { checkInteger, checkObject } from '../core/validate.js';
 import type { FetchResult, FileServer, FileStatus, StoreOptions } from '../server/file-server.js';
 import { RemoteFileServer, ServerChannel } from '../server/server-channel.js';
 import {
   BufferState,
   CacheViews,
+  busyState,
+  claimerOf,
   HEADER_I32,
   HeaderI32,
   VNODE_DIRTY_HELD,
@@ -100,6 +103,10 @@ type Need =
   | { readonly kind: 'full' };
 
 const RETRY: Need = { kind: 'retry' };
+/** How this thread marks the buffers it claims. */
+const CLAIMED = busyState(threadToken);
+/** How long a thread waits on a Busy buffer before checking that its claimer lives. */
+const BUSY_WAIT_SLICE_MS = 50;
 const FULL: Need = { kind: 'full' };
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const READAHEAD_STREAMS = 1024;
@@ -619,7 +626,7 @@ export class CacheManager {
   #claimRun(v: Vnode, firstBlock: number, firstSlot: number, firstState: number, requestEnd: number): Need {
     const H = this.#v.headers;
     const hs = firstSlot * HEADER_I32 + HeaderI32.State;
-    if (Atomics.compareExchange(H, hs, firstState, BufferState.Busy) !== firstState) {
+    if (Atomics.compareExchange(H, hs, firstState, CLAIMED) !== firstState) {
       this.#buffers.release(firstSlot);
       return RETRY;
     }
@@ -642,7 +649,7 @@ export class CacheManager {
     const hs = held * HEADER_I32 + HeaderI32.State;
     const state = Atomics.load(this.#v.headers, hs);
     if ((state & BufferState.Busy) !== 0 || this.#isValid(v, held, state) ||
-        Atomics.compareExchange(this.#v.headers, hs, state, BufferState.Busy) !== state) {
+        Atomics.compareExchange(this.#v.headers, hs, state, CLAIMED) !== state) {
       this.#buffers.release(held);
       return false;
     }
@@ -706,8 +713,16 @@ export class CacheManager {
       case 'fetch':
         return this.#fetchRun(v, need.run, prefetched);
       case 'busy': {
-        const r = Atomics.waitAsync(this.#v.headers, need.slot * HEADER_I32 + HeaderI32.State, need.state, 1000);
-        if (r.async) await r.value;
+        const hs = need.slot * HEADER_I32 + HeaderI32.State;
+        const r = Atomics.waitAsync(this.#v.headers, hs, need.state, BUSY_WAIT_SLICE_MS);
+        if ((r.async ? await r.value : r.value) !== 'timed-out') return;
+        // Still claimed after a whole slice: if its claimer has exited (a terminated
+        // worker), nobody will finish the fetch. Take the buffer back; its reference was
+        // released with the rest of that thread's holds.
+        if (!threadAlive(claimerOf(need.state)) && Atomics.compareExchange(this.#v.headers, hs, need.state, 0) === need.state) {
+          this.#v.count('claimsTakenBack');
+          Atomics.notify(this.#v.headers, hs);
+        }
         return;
       }
       case 'retry':
@@ -874,7 +889,7 @@ export class CacheManager {
         return this.#claimRun(v, block, slot, state, end); // keeps the hold
       }
       // Past a pending truncation or the server's length: zeros, made here.
-      if (Atomics.compareExchange(H, hs, state, BufferState.Busy) !== state) {
+      if (Atomics.compareExchange(H, hs, state, CLAIMED) !== state) {
         this.#buffers.release(slot);
         return RETRY;
       }

@@ -33,7 +33,10 @@
  *
  * | bytes | view   | field                                                        |
  * |-------|--------|--------------------------------------------------------------|
- * | 0-3   | i32[0] | state: VALID 1, DIRTY 2, BUSY 4 (being fetched), PREFETCHED 8 |
+ * | 0-3   | i32[0] | state: VALID 1, DIRTY 2, BUSY 4 (being fetched), PREFETCHED 8; |
+ * |       |        | while BUSY, bits 8-31 hold the claiming thread's token (mod   |
+ * |       |        | 2^24), so one CAS claims, and a claim by a thread that died   |
+ * |       |        | can be recognised and taken back                             |
  * | 4-19  | i32[1..4] | identity: vnode slot, vnode generation, block number low  |
  * |       |        | and high 32 bits; written last, as for vnodes                |
  * | 20-23 | i32[5] | dirtyNext: next dirty buffer of the same vnode, or -1        |
@@ -87,6 +90,16 @@ export const enum BufferState {
   Prefetched = 8,
 }
 
+/** The state word of a buffer claimed by the thread with `token`. */
+export function busyState(token: number): number {
+  return (BufferState.Busy | ((token & 0xff_ffff) << 8)) | 0;
+}
+
+/** The token (mod 2^24) of the thread that claimed a Busy buffer. */
+export function claimerOf(state: number): number {
+  return (state >>> 8) & 0xff_ffff;
+}
+
 /** Names of the shared counters, in their order in a stats row. */
 export const STAT_NAMES = [
   'hits',
@@ -104,6 +117,7 @@ export const STAT_NAMES = [
   'statusRpcs',
   'busyRetries',
   'backgroundFailures',
+  'claimsTakenBack',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

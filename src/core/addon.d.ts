@@ -70,6 +70,10 @@ export interface Addon {
   readonly status: StatusCodes;
   fidHash(cell: number, volume: number, vnode: number, unique: number): number;
   noop(): void;
+  /** This thread's token, unique in the process and never reused. */
+  readonly threadToken: number;
+  /** Whether the thread that has `token` is still running. */
+  threadAlive(token: number): boolean;
   readonly refTable: RefTableBinding;
   readonly rwLock: RwLockBinding;
   readonly bench: BenchBinding;
