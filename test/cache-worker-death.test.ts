@@ -41,3 +41,31 @@ test('a worker terminated while its fetch is in flight: another reader takes the
     await cm.close();
   }
 });
+
+test('a worker terminated while its store is in flight: the next flush stores what it was storing', async () => {
+  const server = new MemoryFileServer({ rpcLatencyMs: 300 });
+  const fid = fidOf(901);
+  server.createFile(fid, new Uint8Array(64 * 1024));
+  const cm = CacheManager.create(server.connect(), { cacheSize: 1 << 20, chunkSize: 64 * 1024 });
+  try {
+    await cm.stat(fid);
+    const written = patterned(64 * 1024, 10);
+    // The victim's store is answered with an error, after it is gone: only a store made
+    // again can put these bytes on the server.
+    server.injectFault({ rpc: 'storeData', kind: 'error' });
+    const victim = new Worker(path.join(__dirname, 'workers', 'flush-victim.js'), {
+      workerData: { cache: cm.descriptor, fid: fid.toJSON(), bytes: written },
+    });
+    await once(victim, 'message');
+    await sleep(100); // the store is on the wire
+    await victim.terminate();
+
+    await cm.flush(fid);
+    assert.deepEqual(server.contents(fid), written, 'every byte the victim wrote reached the server');
+    assert.equal(cm.stats().batchesReclaimed, 1);
+    const { buffers } = cm.unsafeExposeInternals();
+    assert.equal(buffers.stats().totalRefs, 0, 'no reference is left held');
+  } finally {
+    await cm.close();
+  }
+});

@@ -1082,6 +1082,10 @@ export class CacheManager {
         // One batch in flight per file: a block written again while an older batch is
         // stored must reach the server after it, never before.
         inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+        if (inFlight > 0 && !threadAlive(Atomics.load(I, v.i + VnodeI32.StoreOwner))) {
+          this.#reclaimBatchOfDeadThread(v);
+          inFlight = 0;
+        }
         if (inFlight === 0 && (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0) batch = this.#takeDirty(v);
       } finally {
         v.lock.release();
@@ -1093,6 +1097,43 @@ export class CacheManager {
       const r = Atomics.waitAsync(I, v.i + VnodeI32.StoresInFlight, inFlight, 1000);
       if (r.async) await r.value;
     }
+  }
+
+  /**
+   * Under the write lock: the thread storing v's batch exited before the server answered
+   * (a terminated worker). Its buffers, still marked Storing, become dirty again, so the
+   * next store sends them; nothing it was storing is lost.
+   */
+  #reclaimBatchOfDeadThread(v: Vnode): void {
+    this.#forEachBufferOf(v, 0, Infinity, (slot, state) => {
+      if ((state & BufferState.Storing) !== 0) this.#returnToDirty(v, slot);
+    });
+    Atomics.store(this.#v.vnodeI32, v.i + VnodeI32.StoresInFlight, 0);
+    this.#returnVnodeHold(v);
+    this.#v.count('batchesReclaimed');
+  }
+
+  /** Under the write lock: a buffer of an unanswered store batch is dirty again. */
+  #returnToDirty(v: Vnode, slot: number): void {
+    const H = this.#v.headers;
+    const hs = slot * HEADER_I32 + HeaderI32.State;
+    const state = Atomics.and(H, hs, ~BufferState.Storing);
+    if ((state & BufferState.Dirty) !== 0) {
+      this.#buffers.releaseDisowned(slot); // written again meanwhile: it has a newer hold
+    } else if ((state & BufferState.Valid) !== 0) {
+      this.#linkDirty(v, slot); // the batch's hold becomes the dirty hold again
+      Atomics.or(H, hs, BufferState.Dirty);
+    } else {
+      this.#buffers.releaseDisowned(slot); // truncated away meanwhile
+    }
+  }
+
+  /** Under the write lock: the batch's hold on the vnode goes back to the dirty file. */
+  #returnVnodeHold(v: Vnode): void {
+    const I = this.#v.vnodeI32;
+    const flags = Atomics.load(I, v.i + VnodeI32.Flags);
+    if ((flags & VNODE_DIRTY_HELD) !== 0) this.#vnodes.releaseDisowned(v.slot);
+    else Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
   }
 
   /** Under the write lock: takes v's dirty state into a batch of stores. */
@@ -1116,7 +1157,8 @@ export class CacheManager {
       } else {
         stores.push({ firstBlock: block, slots: [slot], bytes: new Uint8Array(0) });
       }
-      Atomics.and(H, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Dirty);
+      const hs = slot * HEADER_I32 + HeaderI32.State;
+      Atomics.store(H, hs, (Atomics.load(H, hs) & ~BufferState.Dirty) | BufferState.Storing);
     }
     const data = this.#v.data;
     for (const st of stores) {
@@ -1138,6 +1180,7 @@ export class CacheManager {
     Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_DIRTY_HELD);
     const rpcs = Math.max(1, stores.length);
     Atomics.add(I, v.i + VnodeI32.StoresInFlight, rpcs);
+    Atomics.store(I, v.i + VnodeI32.StoreOwner, threadToken);
     return { stores, truncPos, fileLength: length, rpcs };
   }
 
@@ -1167,6 +1210,7 @@ export class CacheManager {
           else this.#v.count('buffersInvalidated');
           F[v.f + VnodeF64.ServerLength] = result.length;
           if (done === 0 && F[v.f + VnodeF64.TruncPos] === batch.truncPos) F[v.f + VnodeF64.TruncPos] = Infinity;
+          for (const slot of call.slots) Atomics.and(this.#v.headers, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Storing);
           done++;
         } finally {
           v.lock.release();
@@ -1178,24 +1222,11 @@ export class CacheManager {
       // Nothing written is lost: what was not stored becomes dirty again.
       await v.lock.writeAsync();
       try {
-        const H = this.#v.headers;
         for (const call of calls.slice(done)) {
-          for (const slot of call.slots) {
-            const state = Atomics.load(H, slot * HEADER_I32 + HeaderI32.State);
-            if ((state & BufferState.Dirty) !== 0) {
-              this.#buffers.releaseDisowned(slot); // re-dirtied meanwhile: it has a newer hold
-            } else if ((state & BufferState.Valid) !== 0) {
-              this.#linkDirty(v, slot);
-              Atomics.or(H, slot * HEADER_I32 + HeaderI32.State, BufferState.Dirty);
-            } else {
-              this.#buffers.releaseDisowned(slot); // truncated away meanwhile
-            }
-          }
+          for (const slot of call.slots) this.#returnToDirty(v, slot);
         }
         Atomics.sub(I, v.i + VnodeI32.StoresInFlight, calls.length - done);
-        const flags = Atomics.load(I, v.i + VnodeI32.Flags);
-        if ((flags & VNODE_DIRTY_HELD) !== 0) this.#vnodes.releaseDisowned(v.slot);
-        else Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
+        this.#returnVnodeHold(v);
       } finally {
         v.lock.release();
       }

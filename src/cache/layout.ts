@@ -28,12 +28,14 @@
  * |         |         | every buffer key, so buffers of an earlier Fid never match      |
  * | 84-87   | i32[21] | cached: buffers of this file that are valid now (reported as    |
  * |         |         | buffersKeptValid when our own store keeps them valid)           |
+ * | 88-91   | i32[22] | storeOwner: token of the thread whose store batch is in flight  |
  *
  * Buffer header: 32 bytes (Int32 view index = slot * 8)
  *
  * | bytes | view   | field                                                        |
  * |-------|--------|--------------------------------------------------------------|
- * | 0-3   | i32[0] | state: VALID 1, DIRTY 2, BUSY 4 (being fetched), PREFETCHED 8; |
+ * | 0-3   | i32[0] | state: VALID 1, DIRTY 2, BUSY 4 (being fetched), PREFETCHED 8, |
+ * |       |        | STORING 16 (in a store batch not yet answered);               |
  * |       |        | while BUSY, bits 8-31 hold the claiming thread's token (mod   |
  * |       |        | 2^24), so one CAS claims, and a claim by a thread that died   |
  * |       |        | can be recognised and taken back                             |
@@ -69,6 +71,7 @@ export const enum VnodeI32 {
   Identity = 16,
   Generation = 20,
   Cached = 21,
+  StoreOwner = 22,
 }
 
 export const VNODE_DIRTY_HELD = 1;
@@ -88,6 +91,7 @@ export const enum BufferState {
   Dirty = 2,
   Busy = 4,
   Prefetched = 8,
+  Storing = 16,
 }
 
 /** The state word of a buffer claimed by the thread with `token`. */
@@ -118,6 +122,7 @@ export const STAT_NAMES = [
   'busyRetries',
   'backgroundFailures',
   'claimsTakenBack',
+  'batchesReclaimed',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];
@@ -126,12 +131,13 @@ export type CacheStats = Record<StatName, number>;
 export const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((n, i) => [n, i])) as Record<StatName, number>;
 
 /**
- * Stats: STAT_ROWS rows of 16 BigInt64 counters (128 bytes, two cache lines), then one
+ * Stats: STAT_ROWS rows of 32 BigInt64 counters (256 bytes, four cache lines), then one
  * Int32 word that hands rows out. Each thread counts in a row of its own, so counting a
  * hit never bounces a cache line between threads; reading the stats sums the rows.
  */
 export const STAT_ROWS = 64;
-const STAT_ROW_WORDS = 16;
+const STAT_ROW_WORDS = 32;
+if (STAT_NAMES.length > STAT_ROW_WORDS) throw new Error('layout: more counters than a stats row holds');
 const STAT_BYTES = STAT_ROWS * STAT_ROW_WORDS * 8 + 8;
 
 /** The shared buffers of one cache, as every thread sees them. */
