@@ -288,8 +288,7 @@ export class CacheManager {
     if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data);
     checkInteger(data.length, 'data.length', 0, MAX_SAFE - offset);
     this.#trace.write(fid, offset, data.length);
-    const v = await this.#openVnode(fid);
-    try {
+    await this.#withVnode(fid, async (v) => {
       await this.#ensureStatus(v);
       let pos = offset;
       const end = offset + data.length;
@@ -310,9 +309,7 @@ export class CacheManager {
         }
         if (need !== undefined) await this.#resolve(v, need, false);
       }
-    } finally {
-      this.#vnodes.release(v.slot);
-    }
+    });
   }
 
   /** Sets the file's length. Bytes past a shrink are never fetched again; flush() stores it. */
@@ -320,8 +317,7 @@ export class CacheManager {
     this.#checkOpen('truncate');
     checkFidArg(fid);
     checkInteger(length, 'length', 0, MAX_SAFE);
-    const v = await this.#openVnode(fid);
-    try {
+    await this.#withVnode(fid, async (v) => {
       await this.#ensureStatus(v);
       await v.lock.writeAsync();
       try {
@@ -329,21 +325,14 @@ export class CacheManager {
       } finally {
         v.lock.release();
       }
-    } finally {
-      this.#vnodes.release(v.slot);
-    }
+    });
   }
 
   /** Stores the file's dirty data and pending truncation; resolves once the server has it. */
   async flush(fid: Fid): Promise<void> {
     this.#checkOpen('flush');
     checkFidArg(fid);
-    const v = await this.#openVnode(fid);
-    try {
-      await this.#flushVnode(v);
-    } finally {
-      this.#vnodes.release(v.slot);
-    }
+    await this.#withVnode(fid, (v) => this.#flushVnode(v));
   }
 
   /** Flushes every file with dirty data. */
@@ -356,22 +345,18 @@ export class CacheManager {
   async stat(fid: Fid): Promise<FileStatus> {
     this.#checkOpen('stat');
     checkFidArg(fid);
-    const v = await this.#openVnode(fid);
-    try {
+    return this.#withVnode(fid, async (v) => {
       await this.#ensureStatus(v);
       const F = this.#v.vnodeF64;
       return { dataVersion: F[v.f + VnodeF64.DataVersion]!, length: F[v.f + VnodeF64.Length]! };
-    } finally {
-      this.#vnodes.release(v.slot);
-    }
+    });
   }
 
   /** Drops the file's clean buffers from the cache; resolves to how many were dropped. */
   async evict(fid: Fid): Promise<number> {
     this.#checkOpen('evict');
     checkFidArg(fid);
-    const v = await this.#openVnode(fid);
-    try {
+    return this.#withVnode(fid, async (v) => {
       await v.lock.writeAsync();
       try {
         let dropped = 0;
@@ -388,9 +373,7 @@ export class CacheManager {
       } finally {
         v.lock.release();
       }
-    } finally {
-      this.#vnodes.release(v.slot);
-    }
+    });
   }
 
   /**
@@ -414,6 +397,16 @@ export class CacheManager {
   }
 
   // ---- vnodes -------------------------------------------------------------------------
+
+  /** Runs `op` on fid's vnode, held (and so never recycled) until `op` settles. */
+  async #withVnode<T>(fid: Fid, op: (v: Vnode) => Promise<T>): Promise<T> {
+    const v = await this.#openVnode(fid);
+    try {
+      return await op(v);
+    } finally {
+      this.#vnodes.release(v.slot);
+    }
+  }
 
   async #openVnode(fid: Fid): Promise<Vnode> {
     const slot = this.#vnodes.getHold(fid, (s) => this.#initVnode(s, fid));
@@ -832,9 +825,8 @@ export class CacheManager {
     }
   }
 
-  async #readSlow(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
-    const v = await this.#openVnode(fid);
-    try {
+  #readSlow(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
+    return this.#withVnode(fid, async (v) => {
       await this.#ensureStatus(v);
       let out = into;
       let pos = offset;
@@ -863,9 +855,7 @@ export class CacheManager {
       }
       if (this.#prefetch) this.#startReadahead(fid, v.slot, v.gen, offset, end - offset);
       return out!.subarray(0, end - offset);
-    } finally {
-      this.#vnodes.release(v.slot);
-    }
+    });
   }
 
   /** Under the read lock: copies from one block, or says what is needed first. */
@@ -1246,14 +1236,7 @@ export class CacheManager {
       const fid = this.#vnodes.fidAt(slot);
       if (fid !== undefined) fids.push(fid);
     }
-    for (const fid of fids) {
-      const v = await this.#openVnode(fid);
-      try {
-        await this.#flushVnode(v);
-      } finally {
-        this.#vnodes.release(v.slot);
-      }
-    }
+    for (const fid of fids) await this.#withVnode(fid, (v) => this.#flushVnode(v));
     return fids.length > 0;
   }
 
