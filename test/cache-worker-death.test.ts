@@ -9,6 +9,14 @@ import { CacheManager, MemoryFileServer } from '../src/index.js';
 import { BufferState, HEADER_I32 } from '../src/cache/layout.js';
 import { fidOf, patterned } from './helpers/files.js';
 
+/** Polls until `ready()` holds; a slow machine gets up to five seconds. */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !ready(); waited += 5) {
+    if (waited > 5000) throw new Error(`timed out waiting until ${what}`);
+    await sleep(5);
+  }
+}
+
 test('a worker terminated while its fetch is in flight: another reader takes the buffer back', async () => {
   const server = new MemoryFileServer({ rpcLatencyMs: 300 });
   const fid = fidOf(900);
@@ -21,14 +29,13 @@ test('a worker terminated while its fetch is in flight: another reader takes the
       workerData: { cache: cm.descriptor, fid: fid.toJSON() },
     });
     await once(victim, 'message');
-    await sleep(100); // the victim has claimed the blocks and waits for the server
     const { views, buffers } = cm.unsafeExposeInternals();
     const busy = (): number => {
       let n = 0;
       for (let s = 0; s < views.versions.length; s++) if ((views.headers[s * HEADER_I32]! & BufferState.Busy) !== 0) n++;
       return n;
     };
-    assert.ok(busy() > 0, 'the victim holds claimed buffers');
+    await until(() => busy() > 0 && server.counters.fetchData > 0, 'the victim has claimed buffers and asked the server');
     await victim.terminate();
 
     const got = await cm.read(fid, 0, 4096);
@@ -57,7 +64,7 @@ test('a worker terminated while its store is in flight: the next flush stores wh
       workerData: { cache: cm.descriptor, fid: fid.toJSON(), bytes: written },
     });
     await once(victim, 'message');
-    await sleep(100); // the store is on the wire
+    await until(() => server.counters.storeData > 0, 'the victim\'s store is on the wire');
     await victim.terminate();
 
     await cm.flush(fid);
