@@ -5,7 +5,6 @@
  *
  *   npm install && node dist/examples/piscina-gateway.js
  */
-import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 
 import { Piscina } from 'piscina';

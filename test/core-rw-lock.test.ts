@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { RwLock } from '../src/index.js';
+import { addon } from '../src/core/native.js';
 
 test('readers share, a writer excludes everyone', () => {
   const a = new RwLock();
@@ -98,4 +99,23 @@ test('bad arguments name the argument', () => {
   assert.throws(() => new RwLock(shared, NaN), { name: 'RangeError', message: /"index"/ });
   assert.throws(() => RwLock.attach({ kind: 'cmkit.RefTable' } as never), { name: 'TypeError', message: /"descriptor"/ });
   assert.throws(() => RwLock.attach(undefined as never), { name: 'TypeError', message: /"descriptor"/ });
+});
+
+test('the lock word reads as the addon says: the bit constants are defined once, in C++', () => {
+  const { bits } = addon.rwLock;
+  const a = new RwLock();
+  const b = RwLock.attach(a.descriptor);
+  const word = (): number => a.descriptor.words[0]! >>> 0;
+  a.read();
+  b.read();
+  assert.equal(word() & bits.readerMask, 2, 'two read shares');
+  assert.equal(word() & bits.writer, 0);
+  a.release();
+  b.release();
+  a.write();
+  assert.equal((word() & bits.writer) >>> 0, bits.writer >>> 0, 'the writer bit');
+  assert.equal(word() & bits.readerMask, 0);
+  assert.ok(!b.tryWrite());
+  a.release();
+  assert.equal(word() & ~bits.waiters, 0);
 });

@@ -1171,7 +1171,7 @@ export class CacheManager {
     const rpcs = Math.max(1, stores.length);
     Atomics.add(I, v.i + VnodeI32.StoresInFlight, rpcs);
     Atomics.store(I, v.i + VnodeI32.StoreOwner, threadToken);
-    return { stores, truncPos, fileLength: length, rpcs };
+    return { stores, truncPos, fileLength: length };
   }
 
   async #store(v: Vnode, batch: StoreBatch): Promise<void> {
@@ -1261,7 +1261,6 @@ interface StoreBatch {
   readonly stores: PendingStore[];
   readonly truncPos: number;
   readonly fileLength: number;
-  readonly rpcs: number;
 }
 
 function checkFidArg(fid: unknown): void {
