@@ -25,6 +25,6 @@ export ASAN_OPTIONS="detect_leaks=0 halt_on_error=1 abort_on_error=1 handle_segv
 export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1"
 export CMKIT_ADDON=$PWD/$out/cmkit-asan.node
 # A smaller fsx run: the full one already ran against the release build.
-export CMKIT_FSX_OPS=${CMKIT_FSX_OPS:-20000}
+export CMKIT_FSX_OPS=${CMKIT_FSX_OPS:-10000}
 echo "JS suite against $CMKIT_ADDON (ASan+UBSan)"
 node --test dist/test/*.test.js
