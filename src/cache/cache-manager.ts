@@ -573,7 +573,9 @@ export class CacheManager {
   }
 
   #isValid(v: Vnode, slot: number, state: number): boolean {
-    if ((state & BufferState.Dirty) !== 0) return true;
+    // Dirty, or in a store not yet answered: our bytes are newer than the server's, so
+    // no version the server reports may send the buffer to be fetched again.
+    if ((state & (BufferState.Dirty | BufferState.Storing)) !== 0) return true;
     if ((state & BufferState.Valid) === 0) return false;
     const F = this.#v.vnodeF64;
     return isBufferValid(F[v.f + VnodeF64.BufDataVersionLow]!, this.#v.versions[slot]!, F[v.f + VnodeF64.DataVersion]!);

@@ -8,7 +8,8 @@
  *   RPCs in flight, only dataVersion moves up: every cached buffer stays valid;
  * - when the server reports a change we did not make, bufDataVersionLow = dataVersion =
  *   the new version: every older buffer is invalid at once.
- * Dirty buffers are always valid: they hold the newest bytes, ours.
+ * Dirty buffers, and those in a store not yet answered, are always valid: they hold the
+ * newest bytes, ours.
  */
 
 export function isBufferValid(low: number, bufferVersion: number, dataVersion: number): boolean {
