@@ -296,14 +296,7 @@ export class CacheManager {
         let need: Need | undefined;
         await v.lock.writeAsync();
         try {
-          while (pos < end) {
-            const r = this.#writeBlock(v, pos, end, data, offset);
-            if (typeof r !== 'number') {
-              need = r;
-              break;
-            }
-            pos += r;
-          }
+          ({ pos, need } = this.#walkBlocks(pos, end, (at) => this.#writeBlock(v, at, end, data, offset)));
         } finally {
           v.lock.release();
         }
@@ -841,14 +834,8 @@ export class CacheManager {
           // The length may change between passes; the first pass sizes the result.
           out ??= new Uint8Array(end - offset);
           end = Math.min(end, offset + out.length);
-          while (pos < end) {
-            const r = this.#readBlock(v, pos, end, out, offset);
-            if (typeof r !== 'number') {
-              need = r;
-              break;
-            }
-            pos += r;
-          }
+          const o = out;
+          ({ pos, need } = this.#walkBlocks(pos, end, (at) => this.#readBlock(v, at, end, o, offset)));
         } finally {
           v.lock.release();
         }
@@ -858,6 +845,19 @@ export class CacheManager {
       if (this.#prefetch) this.#startReadahead(fid, v.slot, v.gen, offset, end - offset);
       return out!.subarray(0, end - offset);
     });
+  }
+
+  /**
+   * Under the vnode lock: runs `step` from `pos` block by block until `end`, or until a
+   * step says what it needs first (to be resolved without the lock).
+   */
+  #walkBlocks(pos: number, end: number, step: (pos: number) => number | Need): { pos: number; need: Need | undefined } {
+    while (pos < end) {
+      const r = step(pos);
+      if (typeof r !== 'number') return { pos, need: r };
+      pos += r;
+    }
+    return { pos, need: undefined };
   }
 
   /** Under the read lock: copies from one block, or says what is needed first. */
