@@ -29,6 +29,11 @@ export {
 } from './cache/cache-manager.js';
 export type { BusyRetryPolicy } from './cache/busy-retry.js';
 export type { CacheManagerOptions, CacheDescriptor } from './cache/cache-manager.js';
+export type { BackgroundJob, BackgroundRunner } from './cache/background-job.js';
+export { CachePool } from './pool/cache-pool.js';
+export type { CachePoolOptions, CachePoolStats } from './pool/cache-pool.js';
+export { FairShareQueue } from './pool/fair-share.js';
+export type { FairShareOptions, ShareStats } from './pool/fair-share.js';
 export type { CacheStats } from './cache/layout.js';
 export { Tracer, TRACE_CATEGORIES } from './trace/tracer.js';
 export type { TraceCategory, TraceSink, TracePoint } from './trace/tracer.js';

@@ -16,7 +16,7 @@ test('workers share one cache: each sees the others\' writes before any store, a
   const server = new MemoryFileServer();
   const fids = [fidOf(300), fidOf(301)];
   for (const [k, fid] of fids.entries()) server.createFile(fid, patterned(50_000, k + 1));
-  const cm = CacheManager.create(server.connect(), { cacheSize: 4 * 1024 * 1024, chunkSize: 16 * 1024 });
+  const cm = CacheManager.create(server.connect(), { cacheSize: 4 * 1024 * 1024, chunkSize: 16 * 1024, storeBehind: false });
   const pool = new Piscina({
     filename: path.join(__dirname, 'workers', 'cache-worker.js'),
     minThreads: WORKERS,

@@ -16,6 +16,7 @@ import {
   HEADER_I32,
   HeaderI32,
   VNODE_DIRTY_HELD,
+  VNODE_STORE_QUEUED,
   VNODE_F64,
   VNODE_I32,
   VnodeF64,
@@ -25,6 +26,7 @@ import {
   type SharedCacheMemory,
 } from './layout.js';
 import { Tracer } from '../trace/tracer.js';
+import { checkBackgroundJob, type BackgroundJob, type BackgroundRunner } from './background-job.js';
 import { withBusyRetry, type BusyRetryPolicy } from './busy-retry.js';
 import { Readahead } from './readahead.js';
 import { isBufferValid, nextRange } from './version-range.js';
@@ -52,6 +54,12 @@ export interface CacheManagerOptions {
   /** The largest readahead window, in bytes. @default 4194304 (4 MiB) */
   readonly maxReadahead?: number;
   /**
+   * Store-behind: once a file has a chunk or more of dirty data, store it in the
+   * background while writes go on; flush() waits for those stores and stores the rest.
+   * false: nothing is stored before flush(). @default true
+   */
+  readonly storeBehind?: boolean;
+  /**
    * How long a foreground operation (read, write, truncate, flush, stat) keeps retrying
    * a server that answers busy, in ms; 0 fails at once. Background work (prefetch) never
    * retries. @default 10000
@@ -73,6 +81,7 @@ export interface CacheDescriptor {
   readonly chunkSize: number;
   readonly prefetch: boolean;
   readonly maxReadahead: number;
+  readonly storeBehind: boolean;
   readonly busyRetry: BusyRetryPolicy;
   /** The BroadcastChannel on which the creating thread serves FileServer RPCs. */
   readonly serverChannel: string;
@@ -133,11 +142,13 @@ export class CacheManager {
   readonly #bufferCount: number;
   readonly #prefetch: boolean;
   readonly #maxReadahead: number;
+  readonly #storeBehind: boolean;
   readonly #serverChannel: string;
   readonly #busyRetry: BusyRetryPolicy;
   readonly #owned: { channel: ServerChannel } | { remote: RemoteFileServer };
   readonly #readahead = new Map<string, Readahead>();
   readonly #background = new Set<Promise<void>>();
+  #runBackgroundJob: BackgroundRunner = (job) => this.runBackground(job);
   readonly #trace = new Tracer();
   /** Lock holders for the synchronous fast path, one per vnode slot, reused. */
   readonly #syncLocks = new Map<number, RwLock>();
@@ -162,6 +173,7 @@ export class CacheManager {
     this.#bufferCount = this.#v.versions.length;
     this.#prefetch = config.prefetch;
     this.#maxReadahead = config.maxReadahead;
+    this.#storeBehind = config.storeBehind;
     this.#serverChannel = config.serverChannel;
     this.#busyRetry = config.busyRetry;
     this.#owned = owned;
@@ -181,6 +193,8 @@ export class CacheManager {
     const maxReadahead = checkInteger(options.maxReadahead ?? DEFAULT_MAX_READAHEAD, 'options.maxReadahead', blockSize, 1 << 30);
     const prefetch = options.prefetch ?? true;
     if (typeof prefetch !== 'boolean') throw invalidArgType('options.prefetch', 'of type boolean', prefetch);
+    const storeBehind = options.storeBehind ?? true;
+    if (typeof storeBehind !== 'boolean') throw invalidArgType('options.storeBehind', 'of type boolean', storeBehind);
     const busyRetry: BusyRetryPolicy = {
       deadlineMs: checkInteger(options.busyDeadlineMs ?? DEFAULT_BUSY_DEADLINE_MS, 'options.busyDeadlineMs', 0, 2 ** 31),
       initialDelayMs: checkInteger(options.busyDelayMs ?? DEFAULT_BUSY_DELAY_MS, 'options.busyDelayMs', 1, 2 ** 31),
@@ -196,7 +210,7 @@ export class CacheManager {
       server,
       new RefTable({ capacity: maxVnodes }),
       new RefTable({ capacity: buffers }),
-      { memory, blockSize, chunkSize, prefetch, maxReadahead, busyRetry, serverChannel },
+      { memory, blockSize, chunkSize, prefetch, maxReadahead, storeBehind, busyRetry, serverChannel },
       { channel },
     );
     server.onCallbackBreak((fid) => cm.#callbackBroken(fid));
@@ -234,6 +248,7 @@ export class CacheManager {
       chunkSize: this.#chunkBlocks * this.#blockSize,
       prefetch: this.#prefetch,
       maxReadahead: this.#maxReadahead,
+      storeBehind: this.#storeBehind,
       busyRetry: this.#busyRetry,
       serverChannel: this.#serverChannel,
     };
@@ -302,6 +317,7 @@ export class CacheManager {
         }
         if (need !== undefined) await this.#resolve(v, need, false);
       }
+      if (this.#storeBehind) this.#queueStoreBehind(v);
     });
   }
 
@@ -375,7 +391,7 @@ export class CacheManager {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await Promise.allSettled([...this.#background]);
+    await this.backgroundSettled();
     await this.#flushAllDirty();
     this.#closed = true;
     if ('channel' in this.#owned) {
@@ -434,6 +450,7 @@ export class CacheManager {
     Atomics.store(I, i + VnodeI32.StoresInFlight, 0);
     Atomics.store(I, i + VnodeI32.Flags, 0);
     Atomics.store(I, i + VnodeI32.Cached, 0);
+    Atomics.store(I, i + VnodeI32.DirtyCount, 0);
     Atomics.add(I, i + VnodeI32.Generation, 1);
     storeIdentity(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique);
   }
@@ -449,13 +466,17 @@ export class CacheManager {
     this.#vnodes.release(slot);
   }
 
-  /** Fetches the status unless the one we have is current (no callback break since). */
-  async #ensureStatus(v: Vnode): Promise<void> {
+  /**
+   * Fetches the status unless the one we have is current (no callback break since).
+   * `foreground`: a caller waits, so a busy server is retried.
+   */
+  async #ensureStatus(v: Vnode, foreground = true): Promise<void> {
     const I = this.#v.vnodeI32;
     const seq = Atomics.load(I, v.i + VnodeI32.BreakSeq);
     if (Atomics.load(I, v.i + VnodeI32.StatusSeq) === seq && this.#v.vnodeF64[v.f + VnodeF64.DataVersion]! >= 0) return;
     this.#v.count('statusRpcs');
-    const status = await this.#foreground(() => this.#server.fetchStatus(v.fid));
+    const rpc = (): Promise<FileStatus> => this.#server.fetchStatus(v.fid);
+    const status = foreground ? await this.#foreground(rpc) : await rpc();
     this.#trace.status(v.fid, status.dataVersion, status.length);
     await v.lock.writeAsync();
     try {
@@ -503,7 +524,7 @@ export class CacheManager {
     // The file's own reference, until it is stored: no thread's, so no thread's exit drops it.
     this.#vnodes.hold(v.slot);
     this.#vnodes.disown(v.slot);
-    Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
+    Atomics.or(I, v.i + VnodeI32.Flags, VNODE_DIRTY_HELD);
   }
 
   // ---- buffers ------------------------------------------------------------------------
@@ -559,10 +580,7 @@ export class CacheManager {
   }
 
   #dirtyCount(v: Vnode): number {
-    const H = this.#v.headers;
-    let n = 0;
-    for (let s = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.DirtyHead); s >= 0; s = Atomics.load(H, s * HEADER_I32 + HeaderI32.DirtyNext)) n++;
-    return n;
+    return Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.DirtyCount);
   }
 
   #isValid(v: Vnode, slot: number, state: number): boolean {
@@ -915,20 +933,7 @@ export class CacheManager {
     }
     const window = ra.onRead(offset, length);
     if (window === undefined) return;
-    this.#vnodes.hold(slot); // the background job's own reference, and its own lock holder
-    const I = this.#v.vnodeI32;
-    const v: Vnode = { fid, slot, gen, f: slot * VNODE_F64, i: slot * VNODE_I32, lock: new RwLock(I, slot * VNODE_I32 + VnodeI32.Lock) };
-    const job = this.#prefetchWindow(v, window.start, window.start + window.length)
-      .catch(() => {
-        // A failed prefetch is only a missed chance: the reader fetches on demand and
-        // reports the error then.
-        this.#v.count('backgroundFailures');
-      })
-      .finally(() => {
-        this.#vnodes.release(v.slot);
-        this.#background.delete(job);
-      });
-    this.#background.add(job);
+    this.#schedule({ kind: 'prefetch', fid: fid.toJSON(), start: window.start, end: window.start + window.length });
   }
 
   /** Claims and fetches, chunk by chunk, the blocks of [start, end) that need it. */
@@ -959,6 +964,49 @@ export class CacheManager {
       v.lock.release();
     }
     await Promise.all(runs.map((run) => this.#fetchRun(v, run, true)));
+  }
+
+  // ---- background work ----------------------------------------------------------------
+
+  /**
+   * Sends this thread's background jobs to `runner` instead of running them here; a pool
+   * does this in its workers. undefined restores the default.
+   */
+  setBackgroundRunner(runner: BackgroundRunner | undefined): void {
+    if (runner !== undefined && typeof runner !== 'function') throw invalidArgType('runner', 'a function', runner);
+    this.#runBackgroundJob = runner ?? ((job) => this.runBackground(job));
+  }
+
+  /**
+   * Runs a background job made by any thread of this cache. Never rejects: a failure is
+   * counted (backgroundFailures, and storeBehindFailures for a store) and its data stays
+   * dirty; a prefetch that fails is only a missed chance, the reader fetches on demand.
+   */
+  async runBackground(job: BackgroundJob): Promise<void> {
+    this.#checkOpen('runBackground');
+    const { fid } = checkBackgroundJob(job);
+    try {
+      await this.#withVnode(fid, async (v) => {
+        if (job.kind === 'store') return this.#storeBehindVnode(v);
+        await this.#ensureStatus(v, false);
+        await this.#prefetchWindow(v, job.start, job.end);
+      });
+    } catch {
+      this.#v.count('backgroundFailures');
+      if (job.kind === 'store') this.#v.count('storeBehindFailures');
+    }
+  }
+
+  /** Resolves once the background jobs this thread started (and any they started) have run. */
+  async backgroundSettled(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  #schedule(job: BackgroundJob): void {
+    const run = this.#runBackgroundJob(job)
+      .catch(() => this.#v.count('backgroundFailures'))
+      .finally(() => this.#background.delete(run));
+    this.#background.add(run);
   }
 
   // ---- write and truncate -------------------------------------------------------------
@@ -1020,6 +1068,7 @@ export class CacheManager {
     Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyPrev, -1);
     if (head >= 0) Atomics.store(H, head * HEADER_I32 + HeaderI32.DirtyPrev, slot);
     Atomics.store(I, v.i + VnodeI32.DirtyHead, slot);
+    Atomics.add(I, v.i + VnodeI32.DirtyCount, 1);
   }
 
   #unlinkDirty(v: Vnode, slot: number): void {
@@ -1032,6 +1081,7 @@ export class CacheManager {
     if (next >= 0) Atomics.store(H, next * HEADER_I32 + HeaderI32.DirtyPrev, prev);
     Atomics.store(H, h + HeaderI32.DirtyNext, -1);
     Atomics.store(H, h + HeaderI32.DirtyPrev, -1);
+    Atomics.sub(this.#v.vnodeI32, v.i + VnodeI32.DirtyCount, 1);
   }
 
   #truncateLocked(v: Vnode, length: number): void {
@@ -1063,32 +1113,88 @@ export class CacheManager {
 
   // ---- store --------------------------------------------------------------------------
 
-  /** Stores v's dirty buffers and pending truncation, in chunk-sized runs. */
+  /**
+   * Stores v's dirty buffers and pending truncation, in chunk-sized runs. A store already
+   * in flight (another flush, or store-behind) is waited for first, and what it failed to
+   * store is dirty again and goes in ours: so flush resolves only once every byte written
+   * before it is on the server, and rejects with the error that kept some from it.
+   */
   async #flushVnode(v: Vnode): Promise<void> {
     const I = this.#v.vnodeI32;
     for (;;) {
-      await v.lock.writeAsync();
-      let batch: StoreBatch | undefined;
-      let inFlight = 0;
-      try {
-        // One batch in flight per file: a block written again while an older batch is
-        // stored must reach the server after it, never before.
-        inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
-        if (inFlight > 0 && !threadAlive(Atomics.load(I, v.i + VnodeI32.StoreOwner))) {
-          this.#reclaimBatchOfDeadThread(v);
-          inFlight = 0;
-        }
-        if (inFlight === 0 && (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0) batch = this.#takeDirty(v);
-      } finally {
-        v.lock.release();
-      }
-      if (batch !== undefined) return this.#store(v, batch);
+      const { batch, inFlight } = await this.#takeBatchIf(v, () => (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0);
+      if (batch !== undefined) return this.#store(v, batch, true);
       if (inFlight === 0) return;
-      // Another flush of this file is still storing: wait for it, then store what is
-      // dirty since; so a resolved flush always means the server has the data.
-      const r = Atomics.waitAsync(I, v.i + VnodeI32.StoresInFlight, inFlight, 1000);
-      if (r.async) await r.value;
+      await this.#storesAnswered(v, inFlight);
     }
+  }
+
+  /** After a write: a chunk or more of dirty data is stored in the background. */
+  #queueStoreBehind(v: Vnode): void {
+    const I = this.#v.vnodeI32;
+    if (this.#dirtyCount(v) < this.#chunkBlocks) return;
+    if ((Atomics.or(I, v.i + VnodeI32.Flags, VNODE_STORE_QUEUED) & VNODE_STORE_QUEUED) !== 0) return;
+    this.#schedule({ kind: 'store', fid: v.fid.toJSON() });
+  }
+
+  /**
+   * The store-behind job: stores v's dirty data while there is a chunk or more of it,
+   * without retries (a busy server fails it; the data stays dirty for flush).
+   */
+  async #storeBehindVnode(v: Vnode): Promise<void> {
+    const I = this.#v.vnodeI32;
+    try {
+      for (;;) {
+        const { batch, inFlight } = await this.#takeBatchIf(v, () => this.#dirtyCount(v) >= this.#chunkBlocks);
+        if (batch !== undefined) {
+          this.#v.count('storeBehindBatches');
+          await this.#store(v, batch, false);
+        } else if (inFlight === 0) {
+          return;
+        } else {
+          await this.#storesAnswered(v, inFlight);
+        }
+      }
+    } finally {
+      // Cleared after the last look at the dirty count: a write that lands after that
+      // look queues a job of its own.
+      Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_STORE_QUEUED);
+    }
+  }
+
+  /**
+   * Takes v's dirty data as a batch if no store of v is in flight and `wanted()` (asked
+   * under the lock) says so; otherwise says how many store RPCs are in flight.
+   */
+  async #takeBatchIf(v: Vnode, wanted: () => boolean): Promise<{ batch?: StoreBatch; inFlight: number }> {
+    await v.lock.writeAsync();
+    try {
+      const inFlight = this.#storesInFlight(v);
+      if (inFlight > 0) return { inFlight };
+      return wanted() ? { batch: this.#takeDirty(v), inFlight: 0 } : { inFlight: 0 };
+    } finally {
+      v.lock.release();
+    }
+  }
+
+  /**
+   * Under the write lock: v's store RPCs not yet answered. One batch in flight per file:
+   * a block written again while an older batch is stored must reach the server after it.
+   */
+  #storesInFlight(v: Vnode): number {
+    const I = this.#v.vnodeI32;
+    const inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+    if (inFlight > 0 && !threadAlive(Atomics.load(I, v.i + VnodeI32.StoreOwner))) {
+      this.#reclaimBatchOfDeadThread(v);
+      return 0;
+    }
+    return inFlight;
+  }
+
+  /** Waits, unlocked, until v's store RPCs in flight are no longer `inFlight`. */
+  async #storesAnswered(v: Vnode, inFlight: number): Promise<void> {
+    const r = Atomics.waitAsync(this.#v.vnodeI32, v.i + VnodeI32.StoresInFlight, inFlight, 1000);
+    if (r.async) await r.value;
   }
 
   /**
@@ -1125,7 +1231,7 @@ export class CacheManager {
     const I = this.#v.vnodeI32;
     const flags = Atomics.load(I, v.i + VnodeI32.Flags);
     if ((flags & VNODE_DIRTY_HELD) !== 0) this.#vnodes.releaseDisowned(v.slot);
-    else Atomics.store(I, v.i + VnodeI32.Flags, flags | VNODE_DIRTY_HELD);
+    else Atomics.or(I, v.i + VnodeI32.Flags, VNODE_DIRTY_HELD);
   }
 
   /** Under the write lock: takes v's dirty state into a batch of stores. */
@@ -1163,6 +1269,7 @@ export class CacheManager {
       }
     }
     Atomics.store(I, v.i + VnodeI32.DirtyHead, -1);
+    Atomics.store(I, v.i + VnodeI32.DirtyCount, 0);
     for (const slot of slots) {
       Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyNext, -1);
       Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyPrev, -1);
@@ -1176,7 +1283,8 @@ export class CacheManager {
     return { stores, truncPos, fileLength: length };
   }
 
-  async #store(v: Vnode, batch: StoreBatch): Promise<void> {
+  /** Sends a batch; `foreground`: a caller waits, so a busy server is retried. */
+  async #store(v: Vnode, batch: StoreBatch, foreground: boolean): Promise<void> {
     const I = this.#v.vnodeI32;
     const F = this.#v.vnodeF64;
     const calls: Array<{ offset: number; bytes: Uint8Array; slots: number[] }> =
@@ -1191,7 +1299,8 @@ export class CacheManager {
         if (done === calls.length - 1) options.fileLength = batch.fileLength;
         this.#v.count('storeRpcs');
         this.#trace.store(v.fid, call.offset, call.bytes.length);
-        const result = await this.#foreground(() => this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions));
+        const rpc = (): Promise<FileStatus> => this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions);
+        const result = foreground ? await this.#foreground(rpc) : await rpc();
         this.#v.count('storeBytes', call.bytes.length);
         await v.lock.writeAsync();
         try {

@@ -21,6 +21,7 @@
  * | 52-55   | i32[13] | dirtyHead: first dirty buffer slot, or -1                       |
  * | 56-59   | i32[14] | storesInFlight: our modifying RPCs not yet answered             |
  * | 60-63   | i32[15] | flags: DIRTY_HELD (the record holds a ref on itself until clean) |
+ * |         |         | and STORE_QUEUED (a store-behind job is queued or running)      |
  * | 64-79   | i32[16..19] | identity: the Fid the record was initialized for; written   |
  * |         |         | last, so a thread that finds a new entry before it is ready     |
  * |         |         | sees a mismatch and waits                                       |
@@ -29,6 +30,7 @@
  * | 84-87   | i32[21] | cached: buffers of this file that are valid now (reported as    |
  * |         |         | buffersKeptValid when our own store keeps them valid)           |
  * | 88-91   | i32[22] | storeOwner: token of the thread whose store batch is in flight  |
+ * | 92-95   | i32[23] | dirtyCount: buffers on the dirty list                           |
  *
  * Buffer header: 32 bytes (Int32 view index = slot * 8)
  *
@@ -72,9 +74,11 @@ export const enum VnodeI32 {
   Generation = 20,
   Cached = 21,
   StoreOwner = 22,
+  DirtyCount = 23,
 }
 
 export const VNODE_DIRTY_HELD = 1;
+export const VNODE_STORE_QUEUED = 2;
 
 export const HEADER_BYTES = 32;
 export const HEADER_I32 = HEADER_BYTES / 4;
@@ -123,6 +127,8 @@ export const STAT_NAMES = [
   'backgroundFailures',
   'claimsTakenBack',
   'batchesReclaimed',
+  'storeBehindBatches',
+  'storeBehindFailures',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

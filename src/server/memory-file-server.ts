@@ -114,6 +114,11 @@ export class MemoryFileServer {
     this.#faults.push({ rpc: spec.rpc, kind: spec.kind, left: spec.count ?? 1 });
   }
 
+  /** Drops every injected fault not yet used. */
+  clearFaults(): void {
+    this.#faults.length = 0;
+  }
+
   resetCounters(): void {
     this.counters = MemoryFileServer.#zeroCounters();
   }
