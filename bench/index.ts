@@ -20,6 +20,7 @@ import { b6 } from './rows/b6-truncation.js';
 import { b7 } from './rows/b7-prefetch.js';
 import { b8 } from './rows/b8-cached-read.js';
 import { b9 } from './rows/b9-tracing.js';
+import { b10 } from './rows/b10-fair-share.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
 
@@ -33,6 +34,7 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B7', b7],
   ['B8', b8],
   ['B9', b9],
+  ['B10', b10],
 ];
 
 async function main(): Promise<void> {

@@ -1,6 +1,8 @@
 import { setImmediate as nextTurn, setTimeout as timer } from 'node:timers/promises';
 
+import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
+import { checkObject } from '../core/validate.js';
 import type { FetchResult, FileServer, FileStatus, StoreOptions } from './file-server.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
 
@@ -22,6 +24,14 @@ export interface MemoryFileServerOptions {
    * @default 0
    */
   readonly bandwidth?: number;
+  /**
+   * Sleep to the microsecond by yielding to the event loop for the last millisecond of
+   * each wait. That keeps this thread busy while any RPC waits; false sleeps on timers
+   * alone (waits round up to whole milliseconds) and leaves the CPU to other threads,
+   * as a remote server would.
+   * @default true
+   */
+  readonly preciseSleep?: boolean;
 }
 
 export type RpcKind = 'fetchStatus' | 'fetchData' | 'storeData';
@@ -53,10 +63,17 @@ interface ServerFile {
  * late, which would make a 0.25 ms transfer cost 1 ms or more. The last millisecond is
  * spent yielding to the event loop until the deadline.
  */
-async function sleep(ms: number): Promise<void> {
+async function preciseSleep(ms: number): Promise<void> {
   const deadline = performance.now() + ms;
   if (ms >= 2) await timer(Math.floor(ms) - 1);
   while (performance.now() < deadline) await nextTurn();
+}
+
+/** A finite number >= 0. */
+function checkNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value);
+  if (!(value >= 0) || value === Infinity) throw outOfRange(name, 'a finite number >= 0', value);
+  return value;
 }
 
 const fidKey = (fid: Fid): string => `${fid.cell}.${fid.volume}.${fid.vnode}.${fid.unique}`;
@@ -73,13 +90,18 @@ export class MemoryFileServer {
   readonly #rpcLatencyMs: number;
   readonly #byteLatencyNs: number;
   readonly #bandwidth: number;
+  readonly #sleep: (ms: number) => Promise<unknown>;
   #wireFreeAt = 0;
   counters: ServerCounters = MemoryFileServer.#zeroCounters();
 
   constructor(options: MemoryFileServerOptions = {}) {
-    this.#rpcLatencyMs = options.rpcLatencyMs ?? 0;
-    this.#byteLatencyNs = options.byteLatencyNs ?? 0;
-    this.#bandwidth = options.bandwidth ?? 0;
+    checkObject(options, 'options');
+    this.#rpcLatencyMs = checkNumber(options.rpcLatencyMs ?? 0, 'options.rpcLatencyMs');
+    this.#byteLatencyNs = checkNumber(options.byteLatencyNs ?? 0, 'options.byteLatencyNs');
+    this.#bandwidth = checkNumber(options.bandwidth ?? 0, 'options.bandwidth');
+    const precise = options.preciseSleep ?? true;
+    if (typeof precise !== 'boolean') throw invalidArgType('options.preciseSleep', 'of type boolean', precise);
+    this.#sleep = precise ? preciseSleep : (ms) => (ms > 0 ? timer(Math.ceil(ms)) : Promise.resolve());
   }
 
   static #zeroCounters(): ServerCounters {
@@ -126,11 +148,11 @@ export class MemoryFileServer {
   /** @internal The body of every RPC: counts it, then latency, faults, the transfer. */
   async serve<T>(rpc: RpcKind, bytes: () => number, body: () => T): Promise<T> {
     this.counters[rpc]++;
-    if (this.#rpcLatencyMs > 0) await sleep(this.#rpcLatencyMs);
+    if (this.#rpcLatencyMs > 0) await this.#sleep(this.#rpcLatencyMs);
     const fault = this.#faults.find((f) => f.rpc === rpc && f.left > 0);
     if (fault !== undefined) {
       fault.left--;
-      if (fault.kind === 'timeout') await sleep(Math.max(1, this.#rpcLatencyMs));
+      if (fault.kind === 'timeout') await this.#sleep(Math.max(1, this.#rpcLatencyMs));
       throw new ServerError(fault.kind, `${rpc}: injected ${fault.kind}`);
     }
     const result = body();
@@ -140,12 +162,12 @@ export class MemoryFileServer {
 
   async #transfer(n: number): Promise<void> {
     if (n === 0) return;
-    if (this.#byteLatencyNs > 0) await sleep((n * this.#byteLatencyNs) / 1e6);
+    if (this.#byteLatencyNs > 0) await this.#sleep((n * this.#byteLatencyNs) / 1e6);
     if (this.#bandwidth <= 0) return;
     const now = performance.now();
     const start = Math.max(now, this.#wireFreeAt);
     this.#wireFreeAt = start + (n / this.#bandwidth) * 1000;
-    await sleep(this.#wireFreeAt - now);
+    await this.#sleep(this.#wireFreeAt - now);
   }
 
   /** @internal */
