@@ -71,3 +71,30 @@ test('two flushes of one file: a block written again while the first is storing 
     await cm.close();
   }
 });
+
+test('a truncation made while a truncating store is in flight is not forgotten when that store lands', async () => {
+  const server = new MemoryFileServer({ rpcLatencyMs: 30 });
+  const fid = fidOf(802);
+  server.createFile(fid, patterned(8192, 5));
+  const cm = CacheManager.create(server.connect(), { cacheSize: 1 << 20, storeBehind: false });
+  try {
+    const data = patterned(5000, 6);
+    await cm.truncate(fid, 1000);
+    await cm.write(fid, 1000, data); // the batch: truncPos 1000, bytes [1000, 6000)
+    const flushing = cm.flush(fid);
+    await sleep(5); // the store is in flight
+    await cm.truncate(fid, 2000); // above the batch's truncPos, below its length
+    await flushing;
+    await cm.write(fid, 5999, new Uint8Array([7])); // grow again: [2000, 5999) is a hole
+    await cm.evict(fid);
+    const model = new Uint8Array(6000);
+    model.set(patterned(8192, 5).subarray(0, 1000));
+    model.set(data.subarray(0, 1000), 1000);
+    model[5999] = 7;
+    assert.deepEqual(await cm.read(fid, 0, 6000), model, 'the hole reads as zeros, not the stored bytes it replaced');
+    await cm.flush(fid);
+    assert.deepEqual(server.contents(fid), model, 'and the server ends with the hole');
+  } finally {
+    await cm.close();
+  }
+});

@@ -444,6 +444,7 @@ export class CacheManager {
     F[f + VnodeF64.Length] = 0;
     F[f + VnodeF64.ServerLength] = 0;
     F[f + VnodeF64.TruncPos] = Infinity;
+    F[f + VnodeF64.InFlightTruncPos] = Infinity;
     Atomics.store(I, i + VnodeI32.BreakSeq, 0);
     Atomics.store(I, i + VnodeI32.StatusSeq, -1);
     Atomics.store(I, i + VnodeI32.DirtyHead, -1);
@@ -513,7 +514,7 @@ export class CacheManager {
   /** The first byte that is never fetched: min(pending truncation, server length). */
   #zeroPoint(v: Vnode): number {
     const F = this.#v.vnodeF64;
-    return Math.min(F[v.f + VnodeF64.TruncPos]!, F[v.f + VnodeF64.ServerLength]!);
+    return Math.min(F[v.f + VnodeF64.TruncPos]!, F[v.f + VnodeF64.InFlightTruncPos]!, F[v.f + VnodeF64.ServerLength]!);
   }
 
   /** Under the write lock: keeps the vnode (and so its record) held until it is stored. */
@@ -1207,8 +1208,20 @@ export class CacheManager {
       if ((state & BufferState.Storing) !== 0) this.#returnToDirty(v, slot);
     });
     Atomics.store(this.#v.vnodeI32, v.i + VnodeI32.StoresInFlight, 0);
+    this.#returnTruncation(v);
     this.#returnVnodeHold(v);
     this.#v.count('batchesReclaimed');
+  }
+
+  /**
+   * Under the write lock: the batch in flight may not have truncated the file on the
+   * server, so its truncation is pending again (sending it twice is harmless: everything
+   * written past it since is dirty again too).
+   */
+  #returnTruncation(v: Vnode): void {
+    const F = this.#v.vnodeF64;
+    F[v.f + VnodeF64.TruncPos] = Math.min(F[v.f + VnodeF64.TruncPos]!, F[v.f + VnodeF64.InFlightTruncPos]!);
+    F[v.f + VnodeF64.InFlightTruncPos] = Infinity;
   }
 
   /** Under the write lock: a buffer of an unanswered store batch is dirty again. */
@@ -1274,7 +1287,12 @@ export class CacheManager {
       Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyNext, -1);
       Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyPrev, -1);
     }
+    // The truncation travels with the batch; truncations made while it is in flight
+    // collect in TruncPos again, for the next batch. Until the server has applied this
+    // one, the zero point still honours it (InFlightTruncPos).
     const truncPos = F[v.f + VnodeF64.TruncPos]!;
+    F[v.f + VnodeF64.InFlightTruncPos] = truncPos;
+    F[v.f + VnodeF64.TruncPos] = Infinity;
     // The vnode's dirty hold passes to this batch; a write during the store takes a new one.
     Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_DIRTY_HELD);
     const rpcs = Math.max(1, stores.length);
@@ -1310,7 +1328,7 @@ export class CacheManager {
           if (F[v.f + VnodeF64.BufDataVersionLow] === before) this.#v.count('buffersKeptValid', Atomics.load(I, v.i + VnodeI32.Cached));
           else this.#v.count('buffersInvalidated');
           F[v.f + VnodeF64.ServerLength] = result.length;
-          if (done === 0 && F[v.f + VnodeF64.TruncPos] === batch.truncPos) F[v.f + VnodeF64.TruncPos] = Infinity;
+          if (done === 0) F[v.f + VnodeF64.InFlightTruncPos] = Infinity; // the first call carried it
           for (const slot of call.slots) Atomics.and(this.#v.headers, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Storing);
           done++;
         } finally {
@@ -1327,6 +1345,7 @@ export class CacheManager {
           for (const slot of call.slots) this.#returnToDirty(v, slot);
         }
         Atomics.sub(I, v.i + VnodeI32.StoresInFlight, calls.length - done);
+        this.#returnTruncation(v);
         this.#returnVnodeHold(v);
       } finally {
         v.lock.release();

@@ -31,6 +31,9 @@
  * |         |         | buffersKeptValid when our own store keeps them valid)           |
  * | 88-91   | i32[22] | storeOwner: token of the thread whose store batch is in flight  |
  * | 92-95   | i32[23] | dirtyCount: buffers on the dirty list                           |
+ * | 96-103  | f64[12] | inFlightTruncPos: the truncPos of the store batch in flight     |
+ * |         |         | until the server has applied it, or Infinity; truncPos then     |
+ * |         |         | holds only truncations made since the batch was taken           |
  *
  * Buffer header: 32 bytes (Int32 view index = slot * 8)
  *
@@ -61,6 +64,7 @@ export const enum VnodeF64 {
   Length = 2,
   ServerLength = 3,
   TruncPos = 4,
+  InFlightTruncPos = 12,
 }
 
 export const enum VnodeI32 {
