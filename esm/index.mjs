@@ -21,6 +21,10 @@ export const {
   DEFAULT_BUSY_MAX_DELAY_MS,
   CachePool,
   FairShareQueue,
+  PagTable,
+  MAX_TOKENS,
+  DEFAULT_PAG_CAPACITY,
+  TokenRenewer,
   Tracer,
   TRACE_CATEGORIES,
 } = cmkit;

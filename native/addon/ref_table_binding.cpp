@@ -323,6 +323,17 @@ Napi::Value fidAt(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+// Removes the entry at slot if it still names the key in the scratch words and is idle.
+Napi::Value removeIfIdle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonState& st = stateOf(env);
+  SharedTable* t = scratchTable(env, st, "RefTable.removeIfIdle");
+  if (!t) return env.Undefined();
+  auto slot = uint32Arg(info, 0, "slot");
+  if (!slot) return env.Undefined();
+  return Napi::Boolean::New(env, t->table.removeIfIdle(*slot, scratchFid(st.scratch)));
+}
+
 Napi::Value stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonState& st = stateOf(env);
@@ -332,6 +343,7 @@ Napi::Value stats(const Napi::CallbackInfo& info) {
   o.Set("capacity", t->table.capacity());
   o.Set("used", t->table.used());
   o.Set("recycled", static_cast<double>(t->table.recycled()));
+  o.Set("free", t->table.freed());
   o.Set("totalRefs", static_cast<double>(t->table.totalRefs()));
   return o;
 }
@@ -354,6 +366,7 @@ void initRefTable(Napi::Env env, Napi::Object exports) {
   t.Set("releaseMany", Napi::Function::New(env, releaseMany, "releaseMany"));
   t.Set("refCount", Napi::Function::New(env, refCount, "refCount"));
   t.Set("fidAt", Napi::Function::New(env, fidAt, "fidAt"));
+  t.Set("removeIfIdle", Napi::Function::New(env, removeIfIdle, "removeIfIdle"));
   t.Set("stats", Napi::Function::New(env, stats, "stats"));
   t.Set("maxCapacity", RefTable::kMaxCapacity);
   exports.Set("refTable", t);

@@ -73,6 +73,14 @@ int32_t RefTable::getHold(const Fid& fid, bool* created) {
 }
 
 int32_t RefTable::takeSlotExclusive() {
+  if (freeHead_ >= 0) {
+    int32_t slot = freeHead_;
+    freeHead_ = entries_[slot].next;
+    entries_[slot].next = -1;
+    entries_[slot].removed = false;
+    freed_.fetch_sub(1, std::memory_order_relaxed);
+    return slot;
+  }
   uint32_t used = used_.load(std::memory_order_relaxed);
   if (used < capacity_) {
     used_.store(used + 1, std::memory_order_relaxed);
@@ -142,6 +150,23 @@ Status RefTable::releaseMany(const int32_t* slots, uint32_t n, uint32_t* done) {
   return Status::kOk;
 }
 
+bool RefTable::removeIfIdle(uint32_t slot, const Fid& fid) {
+  if (slot >= used()) return false;
+  ExclusiveGuard g(lock_);
+  Entry& e = entries_[slot];
+  // The slot may since have been removed, or removed and reused for another key.
+  if (e.removed || !(e.fid == fid)) return false;
+  if (e.refCount.load(std::memory_order_acquire) != 0) return false;
+  unlinkExclusive(static_cast<int32_t>(slot));
+  e.removed = true;
+  e.fid = Fid{};
+  e.referenced.store(0, std::memory_order_relaxed);
+  e.next = freeHead_;
+  freeHead_ = static_cast<int32_t>(slot);
+  freed_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 int32_t RefTable::refCount(uint32_t slot) const {
   if (slot >= used()) return static_cast<int32_t>(Status::kBadSlot);
   return entries_[slot].refCount.load(std::memory_order_acquire);
@@ -149,7 +174,7 @@ int32_t RefTable::refCount(uint32_t slot) const {
 
 bool RefTable::fidAt(uint32_t slot, Fid* out) {
   SharedGuard g(lock_);
-  if (slot >= used()) return false;
+  if (slot >= used() || entries_[slot].removed) return false;
   *out = entries_[slot].fid;
   return true;
 }

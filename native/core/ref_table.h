@@ -18,6 +18,9 @@
 //   - An entry is recycled only under the exclusive lock, after re-reading refCount == 0.
 //     Nothing can raise a count from zero without the shared lock (hold() by slot needs
 //     refCount > 0), so that re-read cannot go stale before the recycle is done.
+//   - An entry removed (removeIfIdle) is on no chain and on the free list, and only
+//     there; getHold takes free slots before never-used ones and before the clock, so
+//     the clock never meets a removed entry.
 //
 // Which idle entry is recycled: the CLOCK approximation of LRU (as in Linux page
 // reclaim and many buffer caches). A hold sets the entry's referenced bit; the clock
@@ -65,6 +68,12 @@ class RefTable {
   // Drops one reference. The entry stays findable at zero.
   Status release(uint32_t slot);
 
+  // For keys that must die with their last holder (a PAG): if the entry at slot still
+  // names `fid` and nobody holds it, takes it off its chain so no lookup finds it, and
+  // frees the slot for the next getHold. Returns true if it removed the entry. Safe to
+  // race with lookups (one that held it again wins) and with other removers.
+  bool removeIfIdle(uint32_t slot, const Fid& fid);
+
   // Batch forms: one shared-lock acquisition for all n lookups. out[i] is a slot or
   // kNotFound. releaseMany stops at the first bad slot and returns its status, with
   // *done set to how many were released.
@@ -81,6 +90,8 @@ class RefTable {
   uint32_t used() const { return used_.load(std::memory_order_relaxed); }
   // Entries that were taken from one Fid and given to another.
   uint64_t recycled() const { return recycled_.load(std::memory_order_relaxed); }
+  // Slots removed and not yet reused: used() - freed() entries name a Fid.
+  uint32_t freed() const { return freed_.load(std::memory_order_relaxed); }
   // The sum of all refCounts; exact only when no thread is holding or releasing.
   int64_t totalRefs() const;
 
@@ -89,7 +100,8 @@ class RefTable {
     Fid fid;
     std::atomic<int32_t> refCount{0};
     std::atomic<uint8_t> referenced{0};
-    int32_t next = -1;  // next slot on the same chain, or -1
+    bool removed = false;  // on the free list; written under the exclusive lock
+    int32_t next = -1;     // next slot on the same chain, or the free list; or -1
   };
 
   int32_t lookupLocked(const Fid& fid) const;  // caller holds the lock in either mode
@@ -112,6 +124,8 @@ class RefTable {
   // Written only under the exclusive lock; atomic so stats may be read without it.
   std::atomic<uint32_t> used_{0};
   std::atomic<uint64_t> recycled_{0};
+  std::atomic<uint32_t> freed_{0};
+  int32_t freeHead_ = -1;  // removed slots, linked through Entry::next
   uint32_t clockHand_ = 0;
 };
 

@@ -3,7 +3,9 @@
 // Invariants checked:
 //   - an entry is never recycled while held: the Fid a held slot names never changes;
 //   - counts return to zero: at the end every refCount is 0;
-//   - a full table says so instead of recycling a held entry.
+//   - a full table says so instead of recycling a held entry;
+//   - removeIfIdle, raced against lookups, never removes a held entry, and a removed
+//     slot is reused before the table grows.
 // ThreadSanitizer checks the rest (fid and chain reads under the shared lock).
 #include "../core/ref_table.h"
 
@@ -83,9 +85,15 @@ int main(int argc, char** argv) {
       } else if (!held.empty()) {
         size_t k = rng() % held.size();
         checkStillNames(table, held[k]);
-        CHECK(table.release(static_cast<uint32_t>(held[k].slot)) == Status::kOk);
+        Held h = held[k];
+        CHECK(table.release(static_cast<uint32_t>(h.slot)) == Status::kOk);
         held[k] = held.back();
         held.pop_back();
+        // Some keys die with their last holder (a PAG); lookups may hold them again first.
+        if (op % 4 == 0) {
+          table.removeIfIdle(static_cast<uint32_t>(h.slot), h.fid);
+          for (const Held& still : held) checkStillNames(table, still);
+        }
       }
     }
     for (const Held& h : held) CHECK(table.release(static_cast<uint32_t>(h.slot)) == Status::kOk);
@@ -100,6 +108,24 @@ int main(int argc, char** argv) {
   for (uint32_t s = 0; s < table.used(); s++) CHECK(table.refCount(s) == 0);
   CHECK(table.release(0) == Status::kNotHeld);
   CHECK(table.recycled() > 0);
+
+  // Remove every idle entry: all go to the free list and none is found again; new keys
+  // take freed slots before the table grows.
+  for (uint32_t s = 0; s < table.used(); s++) {
+    Fid f;
+    if (table.fidAt(s, &f)) CHECK(table.removeIfIdle(s, f));
+  }
+  CHECK(table.freed() == table.used());
+  for (uint32_t v = 0; v < kKeys; v++) CHECK(table.findHold(Fid::make(1, 7, v, 1)) == static_cast<int32_t>(Status::kNotFound));
+  uint32_t usedBefore = table.used();
+  {
+    bool created = false;
+    int32_t slot = table.getHold(Fid::make(4, 4, 4, 4), &created);
+    CHECK(slot >= 0 && created && table.used() == usedBefore && table.freed() == usedBefore - 1);
+    CHECK(!table.removeIfIdle(static_cast<uint32_t>(slot), Fid::make(4, 4, 4, 4)));  // held
+    CHECK(table.release(static_cast<uint32_t>(slot)) == Status::kOk);
+    CHECK(!table.removeIfIdle(static_cast<uint32_t>(slot), Fid::make(5, 5, 5, 5)));  // another key
+  }
 
   // A full table: hold every entry, then one more Fid must fail, not steal.
   std::vector<int32_t> all;

@@ -33,6 +33,8 @@ export interface RefTableBinding {
   refCount(slot: number): number;
   /** Writes the slot's Fid into scratch[Cell..Hash]. */
   fidAt(slot: number): boolean;
+  /** Reads the key from scratch[Cell..Hash]. */
+  removeIfIdle(slot: number): boolean;
   stats(): RefTableStats;
 }
 

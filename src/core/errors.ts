@@ -15,6 +15,8 @@
  * - `ERR_CMKIT_LOCK_HELD` (RangeError): acquiring a lock this holder already holds (locks
  *   are not reentrant).
  * - `ERR_CMKIT_TABLE_FULL` (Error): every entry of a RefTable is held.
+ * - `ERR_CMKIT_NO_SUCH_PAG` (TypeError): a PAG id that names no live PAG (logged out).
+ * - `ERR_CMKIT_ACCESS_DENIED` (Error): the server grants the caller's PAG no such right.
  *
  * Errors from the addon use the same codes; native/addon/errors.cpp makes them.
  */
@@ -27,7 +29,9 @@ export type ErrorCode =
   | 'ERR_CMKIT_BAD_SLOT'
   | 'ERR_CMKIT_LOCK_NOT_HELD'
   | 'ERR_CMKIT_LOCK_HELD'
-  | 'ERR_CMKIT_TABLE_FULL';
+  | 'ERR_CMKIT_TABLE_FULL'
+  | 'ERR_CMKIT_NO_SUCH_PAG'
+  | 'ERR_CMKIT_ACCESS_DENIED';
 
 export interface CmkitErrorFields {
   readonly code: ErrorCode;

@@ -28,8 +28,10 @@ export interface RefTableDescriptor {
 export interface RefTableStats {
   /** Entries the table can hold. */
   readonly capacity: number;
-  /** Entries naming a Fid, held or idle. */
+  /** Slots ever used; `used - free` entries name a key, held or idle. */
   readonly used: number;
+  /** Slots freed by removeIfIdleKey and not yet reused. */
+  readonly free: number;
   /** Entries taken from one Fid and given to another. */
   readonly recycled: number;
   /** The sum of all refCounts (exact only when no thread is holding or releasing). */
@@ -140,6 +142,18 @@ export class RefTable {
     const slot = binding.getHold();
     if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(slot);
     return slot;
+  }
+
+  /**
+   * For keys that must die with their last holder: if the entry at `slot` still names
+   * this key and nobody holds it, removes it (no lookup finds it again) and frees its
+   * slot. True if it removed it. Call it after your release; a lookup that holds the
+   * entry again first wins, and only one of several removers succeeds.
+   */
+  removeIfIdleKey(slot: number, k0: number, k1: number, k2: number, k3: number): boolean {
+    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
+    this.#loadKey(k0, k1, k2, k3, 'RefTable.removeIfIdleKey');
+    return binding.removeIfIdle(slot);
   }
 
   /**
