@@ -21,6 +21,7 @@ import { b7 } from './rows/b7-prefetch.js';
 import { b8 } from './rows/b8-cached-read.js';
 import { b9 } from './rows/b9-tracing.js';
 import { b10 } from './rows/b10-fair-share.js';
+import { b11 } from './rows/b11-pags.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
 
@@ -35,6 +36,7 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B8', b8],
   ['B9', b9],
   ['B10', b10],
+  ['B11', b11],
 ];
 
 async function main(): Promise<void> {

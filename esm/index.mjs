@@ -25,6 +25,7 @@ export const {
   MAX_TOKENS,
   DEFAULT_PAG_CAPACITY,
   TokenRenewer,
+  Rights,
   Tracer,
   TRACE_CATEGORIES,
 } = cmkit;

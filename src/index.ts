@@ -10,7 +10,8 @@ export { RwLock } from './core/rw-lock.js';
 export type { RwLockDescriptor, RwLockMode } from './core/rw-lock.js';
 export type { ErrorCode } from './core/errors.js';
 
-export type { FileServer, FileStatus, FetchResult, StoreOptions } from './server/file-server.js';
+export type { FileServer, FileStatus, FetchResult, StoreOptions, Identity, StatusReply } from './server/file-server.js';
+export { Rights } from './server/file-server.js';
 export { ServerError } from './server/server-error.js';
 export type { ServerFaultKind } from './server/server-error.js';
 export { MemoryFileServer } from './server/memory-file-server.js';
@@ -28,7 +29,7 @@ export {
   DEFAULT_BUSY_MAX_DELAY_MS,
 } from './cache/cache-manager.js';
 export type { BusyRetryPolicy } from './cache/busy-retry.js';
-export type { CacheManagerOptions, CacheDescriptor } from './cache/cache-manager.js';
+export type { CacheManagerOptions, CacheDescriptor, Caller } from './cache/cache-manager.js';
 export type { BackgroundJob, BackgroundRunner } from './cache/background-job.js';
 export { CachePool } from './pool/cache-pool.js';
 export type { CachePoolOptions, CachePoolStats } from './pool/cache-pool.js';

@@ -5,8 +5,10 @@ import { Fid } from '../core/fid.js';
 import { RefTable, type RefTableDescriptor } from '../core/ref-table.js';
 import { RwLock } from '../core/rw-lock.js';
 import { threadAlive, threadToken } from '../core/threads.js';
-import { checkInteger, checkObject } from '../core/validate.js';
-import type { FetchResult, FileServer, FileStatus, StoreOptions } from '../server/file-server.js';
+import { checkInteger, checkObject, checkUint32 } from '../core/validate.js';
+import { Rights, type FetchResult, type FileServer, type FileStatus, type StoreOptions } from '../server/file-server.js';
+import { PagTable, type PagTableDescriptor } from '../users/pag-table.js';
+import { ANONYMOUS, AccessCache } from './access-cache.js';
 import { RemoteFileServer, ServerChannel } from '../server/server-channel.js';
 import {
   BufferState,
@@ -65,6 +67,11 @@ export interface CacheManagerOptions {
    * retries. @default 10000
    */
   readonly busyDeadlineMs?: number;
+  /**
+   * The PAGs callers act as. With it, read, write and truncate take a `caller` whose
+   * rights the cache checks (and remembers per file) before serving it.
+   */
+  readonly pags?: PagTable;
   /** The first wait before retrying a busy server, in ms; it doubles each time. @default 1 */
   readonly busyDelayMs?: number;
   /** The longest wait between retries, in ms. @default 100 */
@@ -85,6 +92,13 @@ export interface CacheDescriptor {
   readonly busyRetry: BusyRetryPolicy;
   /** The BroadcastChannel on which the creating thread serves FileServer RPCs. */
   readonly serverChannel: string;
+  readonly access: SharedArrayBuffer;
+  readonly pags: PagTableDescriptor | undefined;
+}
+
+/** Who an operation is for: a live PAG. Its token in the file's cell says which user. */
+export interface Caller {
+  readonly pag: number;
 }
 
 /** One operation's handle on a vnode record: the caller holds a reference on `slot`. */
@@ -146,6 +160,10 @@ export class CacheManager {
   readonly #serverChannel: string;
   readonly #busyRetry: BusyRetryPolicy;
   readonly #owned: { channel: ServerChannel } | { remote: RemoteFileServer };
+  readonly #access: AccessCache;
+  readonly #accessMemory: SharedArrayBuffer;
+  readonly #pags: PagTable | undefined;
+  readonly #pagsAttached: boolean;
   readonly #readahead = new Map<string, Readahead>();
   readonly #background = new Set<Promise<void>>();
   #runBackgroundJob: BackgroundRunner = (job) => this.runBackground(job);
@@ -160,9 +178,14 @@ export class CacheManager {
     server: FileServer,
     vnodes: RefTable,
     buffers: RefTable,
-    config: Omit<CacheDescriptor, 'kind' | 'vnodeTable' | 'bufferTable'>,
+    config: Omit<CacheDescriptor, 'kind' | 'vnodeTable' | 'bufferTable' | 'pags'>,
     owned: { channel: ServerChannel } | { remote: RemoteFileServer },
+    pags: { table: PagTable; attached: boolean } | undefined,
   ) {
+    this.#accessMemory = config.access;
+    this.#access = new AccessCache(config.access);
+    this.#pags = pags?.table;
+    this.#pagsAttached = pags?.attached ?? false;
     this.#server = server;
     this.#vnodes = vnodes;
     this.#buffers = buffers;
@@ -200,6 +223,8 @@ export class CacheManager {
       initialDelayMs: checkInteger(options.busyDelayMs ?? DEFAULT_BUSY_DELAY_MS, 'options.busyDelayMs', 1, 2 ** 31),
       maxDelayMs: checkInteger(options.busyMaxDelayMs ?? DEFAULT_BUSY_MAX_DELAY_MS, 'options.busyMaxDelayMs', 1, 2 ** 31),
     };
+    const pags = options.pags;
+    if (pags !== undefined && !(pags instanceof PagTable)) throw invalidArgType('options.pags', 'an instance of PagTable', pags);
     const buffers = Math.floor(cacheSize / blockSize);
     if (buffers > RefTable.maxCapacity) throw outOfRange('options.cacheSize', `at most ${RefTable.maxCapacity} blocks`, cacheSize);
 
@@ -210,8 +235,9 @@ export class CacheManager {
       server,
       new RefTable({ capacity: maxVnodes }),
       new RefTable({ capacity: buffers }),
-      { memory, blockSize, chunkSize, prefetch, maxReadahead, storeBehind, busyRetry, serverChannel },
+      { memory, blockSize, chunkSize, prefetch, maxReadahead, storeBehind, busyRetry, serverChannel, access: AccessCache.allocate(maxVnodes) },
       { channel },
+      pags === undefined ? undefined : { table: pags, attached: false },
     );
     server.onCallbackBreak((fid) => cm.#callbackBroken(fid));
     return cm;
@@ -235,7 +261,8 @@ export class CacheManager {
       throw e;
     }
     const remote = new RemoteFileServer(descriptor.serverChannel);
-    return new CacheManager(server ?? remote, vnodes, buffers, descriptor, { remote });
+    const pags = descriptor.pags === undefined ? undefined : { table: PagTable.attach(descriptor.pags), attached: true };
+    return new CacheManager(server ?? remote, vnodes, buffers, descriptor, { remote }, pags);
   }
 
   get descriptor(): CacheDescriptor {
@@ -251,6 +278,8 @@ export class CacheManager {
       storeBehind: this.#storeBehind,
       busyRetry: this.#busyRetry,
       serverChannel: this.#serverChannel,
+      access: this.#accessMemory,
+      pags: this.#pags?.descriptor,
     };
   }
 
@@ -277,33 +306,37 @@ export class CacheManager {
   }
 
   /** Reads up to `length` bytes at `offset`; shorter at end of file. */
-  async read(fid: Fid, offset: number, length: number): Promise<Uint8Array> {
+  async read(fid: Fid, offset: number, length: number, caller?: Caller): Promise<Uint8Array> {
     this.#checkOpen('read');
     checkFidArg(fid);
     checkInteger(offset, 'offset', 0, MAX_SAFE);
     checkInteger(length, 'length', 0, MAX_SAFE - offset);
-    return this.#read(fid, offset, length, undefined);
+    this.#checkCaller(caller);
+    return this.#read(fid, offset, length, undefined, caller);
   }
 
   /** Reads into `into` from `offset`; resolves to the number of bytes read. */
-  async readInto(fid: Fid, offset: number, into: Uint8Array): Promise<number> {
+  async readInto(fid: Fid, offset: number, into: Uint8Array, caller?: Caller): Promise<number> {
     this.#checkOpen('readInto');
     checkFidArg(fid);
     checkInteger(offset, 'offset', 0, MAX_SAFE);
     if (!(into instanceof Uint8Array)) throw invalidArgType('into', 'an instance of Uint8Array', into);
     checkInteger(into.length, 'into.length', 0, MAX_SAFE - offset);
-    return (await this.#read(fid, offset, into.length, into)).length;
+    this.#checkCaller(caller);
+    return (await this.#read(fid, offset, into.length, into, caller)).length;
   }
 
   /** Writes `data` at `offset` into the cache; flush() stores it. */
-  async write(fid: Fid, offset: number, data: Uint8Array): Promise<void> {
+  async write(fid: Fid, offset: number, data: Uint8Array, caller?: Caller): Promise<void> {
     this.#checkOpen('write');
     checkFidArg(fid);
     checkInteger(offset, 'offset', 0, MAX_SAFE);
     if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data);
     checkInteger(data.length, 'data.length', 0, MAX_SAFE - offset);
+    this.#checkCaller(caller);
     this.#trace.write(fid, offset, data.length);
     await this.#withVnode(fid, async (v) => {
+      await this.#authorize(v, caller, Rights.Write);
       await this.#ensureStatus(v);
       let pos = offset;
       const end = offset + data.length;
@@ -322,11 +355,13 @@ export class CacheManager {
   }
 
   /** Sets the file's length. Bytes past a shrink are never fetched again; flush() stores it. */
-  async truncate(fid: Fid, length: number): Promise<void> {
+  async truncate(fid: Fid, length: number, caller?: Caller): Promise<void> {
     this.#checkOpen('truncate');
     checkFidArg(fid);
     checkInteger(length, 'length', 0, MAX_SAFE);
+    this.#checkCaller(caller);
     await this.#withVnode(fid, async (v) => {
+      await this.#authorize(v, caller, Rights.Write);
       await this.#ensureStatus(v);
       await v.lock.writeAsync();
       try {
@@ -394,6 +429,7 @@ export class CacheManager {
     await this.backgroundSettled();
     await this.#flushAllDirty();
     this.#closed = true;
+    if (this.#pagsAttached) this.#pags!.close();
     if ('channel' in this.#owned) {
       this.#owned.channel.close();
       this.#vnodes.close();
@@ -452,6 +488,7 @@ export class CacheManager {
     Atomics.store(I, i + VnodeI32.Flags, 0);
     Atomics.store(I, i + VnodeI32.Cached, 0);
     Atomics.store(I, i + VnodeI32.DirtyCount, 0);
+    this.#access.clear(slot);
     Atomics.add(I, i + VnodeI32.Generation, 1);
     storeIdentity(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique);
   }
@@ -747,9 +784,9 @@ export class CacheManager {
 
   // ---- read ---------------------------------------------------------------------------
 
-  async #read(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
+  async #read(fid: Fid, offset: number, length: number, into: Uint8Array | undefined, caller: Caller | undefined): Promise<Uint8Array> {
     this.#trace.read(fid, offset, length);
-    return this.#readCached(fid, offset, length, into) ?? this.#readSlow(fid, offset, length, into);
+    return this.#readCached(fid, offset, length, into, caller) ?? this.#readSlow(fid, offset, length, into, caller);
   }
 
   /**
@@ -757,7 +794,7 @@ export class CacheManager {
    * free now, and every block asked for is valid. Anything else returns undefined, having
    * changed nothing, and the caller takes the slow path.
    */
-  #readCached(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Uint8Array | undefined {
+  #readCached(fid: Fid, offset: number, length: number, into: Uint8Array | undefined, caller: Caller | undefined): Uint8Array | undefined {
     const slot = this.#vnodes.findHold(fid);
     if (slot < 0) return undefined;
     try {
@@ -779,6 +816,7 @@ export class CacheManager {
       let end: number;
       let out: Uint8Array;
       try {
+        if (caller !== undefined && !this.#cachedRightsAllow(v, caller, Rights.Read)) return undefined;
         end = Math.max(offset, Math.min(offset + length, F[f + VnodeF64.Length]!));
         out = into ?? new Uint8Array(end - offset);
         let blocks = 0;
@@ -839,8 +877,9 @@ export class CacheManager {
     }
   }
 
-  #readSlow(fid: Fid, offset: number, length: number, into: Uint8Array | undefined): Promise<Uint8Array> {
+  #readSlow(fid: Fid, offset: number, length: number, into: Uint8Array | undefined, caller: Caller | undefined): Promise<Uint8Array> {
     return this.#withVnode(fid, async (v) => {
+      await this.#authorize(v, caller, Rights.Read);
       await this.#ensureStatus(v);
       let out = into;
       let pos = offset;
@@ -1374,6 +1413,71 @@ export class CacheManager {
   #foreground<T>(rpc: () => Promise<T>): Promise<T> {
     const policy = this.#busyRetry.deadlineMs > 0 ? this.#busyRetry : undefined;
     return withBusyRetry(rpc, policy, () => this.#v.count('busyRetries'));
+  }
+
+  // ---- access -------------------------------------------------------------------------
+
+  /** Who `caller` is in v's cell now: the user its token names, until when. */
+  #identityOf(v: Vnode, caller: Caller, now: number): { userId: number; validUntil: number } {
+    const token = this.#pags!.token(caller.pag, v.fid.cell, now);
+    return token === undefined ? { userId: ANONYMOUS, validUntil: Infinity } : { userId: token.userId, validUntil: token.expiresAt };
+  }
+
+  /** Under v's lock: whether cached rights let `caller` do `right` now (no RPC). */
+  #cachedRightsAllow(v: Vnode, caller: Caller, right: number): boolean {
+    const now = Date.now();
+    const { userId } = this.#identityOf(v, caller, now);
+    const seq = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.BreakSeq);
+    const rights = this.#access.lookup(v.slot, caller.pag, userId, seq, now);
+    if (rights === undefined || (rights & right) === 0) return false;
+    this.#v.count('accessHits');
+    return true;
+  }
+
+  /**
+   * Lets the operation go on if `caller` may do `right` on v: from the access cache
+   * while it is good, else by asking the server as the caller's user. A denial is an
+   * ERR_CMKIT_ACCESS_DENIED error and the operation changes nothing.
+   */
+  async #authorize(v: Vnode, caller: Caller | undefined, right: number): Promise<void> {
+    if (caller === undefined) return;
+    const now = Date.now();
+    const { userId, validUntil } = this.#identityOf(v, caller, now);
+    // Read before asking: a callback break while the server answers makes the answer stale.
+    const seq = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.BreakSeq);
+    await v.lock.readAsync();
+    let rights: number | undefined;
+    try {
+      rights = this.#access.lookup(v.slot, caller.pag, userId, seq, now);
+    } finally {
+      v.lock.release();
+    }
+    if (rights !== undefined) {
+      this.#v.count('accessHits');
+    } else {
+      this.#v.count('accessRpcs');
+      const reply = await this.#foreground(() => this.#server.fetchStatus(v.fid, userId === ANONYMOUS ? undefined : { userId }));
+      const granted = reply.rights ?? Rights.All;
+      rights = granted;
+      await v.lock.writeAsync();
+      try {
+        this.#access.store(v.slot, caller.pag, userId, granted, seq, validUntil);
+      } finally {
+        v.lock.release();
+      }
+    }
+    if ((rights & right) === 0) {
+      const what = right === Rights.Write ? 'write' : 'read';
+      const who = userId === ANONYMOUS ? 'anonymous (no usable token)' : `user ${userId}`;
+      throw Object.assign(new Error(`PAG ${caller.pag}, as ${who}, may not ${what} ${v.fid}`), { code: 'ERR_CMKIT_ACCESS_DENIED' });
+    }
+  }
+
+  #checkCaller(caller: Caller | undefined): void {
+    if (caller === undefined) return;
+    checkObject(caller, 'caller');
+    checkUint32(caller.pag, 'caller.pag');
+    if (this.#pags === undefined) throw invalidArgType('caller', 'undefined: this cache was created without options.pags', caller);
   }
 
   #checkOpen(what: string): void {

@@ -133,6 +133,8 @@ export const STAT_NAMES = [
   'batchesReclaimed',
   'storeBehindBatches',
   'storeBehindFailures',
+  'accessRpcs',
+  'accessHits',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

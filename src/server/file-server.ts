@@ -7,6 +7,27 @@ export interface FileStatus {
   readonly length: number;
 }
 
+/** What a caller may do on a file, as bits. */
+export const Rights = {
+  Read: 1,
+  Write: 2,
+  All: 3,
+} as const;
+
+/**
+ * Who asks: the user a PAG's token names in the file's cell. A caller with no usable
+ * token asks as anonymous (no identity).
+ */
+export interface Identity {
+  readonly userId: number;
+}
+
+/** fetchStatus's answer: the status, and what the asker may do. */
+export interface StatusReply extends FileStatus {
+  /** The asker's rights on the file: Rights bits (1 read, 2 write); all when omitted. */
+  readonly rights?: number;
+}
+
 export interface FetchResult extends FileStatus {
   /** The bytes from `offset`; shorter than asked at end of file. */
   readonly data: Uint8Array;
@@ -26,7 +47,8 @@ export interface StoreOptions {
  * file may be stale (nothing more: the next fetchStatus decides).
  */
 export interface FileServer {
-  fetchStatus(fid: Fid): Promise<FileStatus>;
+  /** The status, and the rights of `identity` (anonymous when omitted). */
+  fetchStatus(fid: Fid, identity?: Identity): Promise<StatusReply>;
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult>;
   /** Writes `data` at `offset` (after `truncPos`, before `fileLength`); one new data version. */
   storeData(fid: Fid, offset: number, data: Uint8Array, options?: StoreOptions): Promise<FileStatus>;

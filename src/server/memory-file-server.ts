@@ -3,7 +3,7 @@ import { setImmediate as nextTurn, setTimeout as timer } from 'node:timers/promi
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
-import type { FetchResult, FileServer, FileStatus, StoreOptions } from './file-server.js';
+import { Rights, type FetchResult, type FileServer, type FileStatus, type Identity, type StatusReply, type StoreOptions } from './file-server.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
 
 export interface MemoryFileServerOptions {
@@ -56,6 +56,8 @@ interface ServerFile {
   bytes: Uint8Array; // capacity >= length
   length: number;
   dataVersion: number;
+  /** Rights by userId ('anonymous' for callers with none); undefined: everyone may do all. */
+  acl?: Map<number | 'anonymous', number>;
 }
 
 /**
@@ -118,6 +120,23 @@ export class MemoryFileServer {
   /** Creates or replaces a file, without counting an RPC. Its data version becomes 1. */
   createFile(fid: Fid, contents: Uint8Array = new Uint8Array(0)): void {
     this.#files.set(fidKey(fid), { bytes: contents.slice(), length: contents.length, dataVersion: 1 });
+  }
+
+  /**
+   * Sets what `user` may do on the file (Rights bits; 0 revokes), as an ACL change on a
+   * real server would: every client that caches the file gets a callback break. A file
+   * whose ACL was never set lets everyone do everything.
+   */
+  setAccess(fid: Fid, user: number | 'anonymous', rights: number): void {
+    const f = this.#file(fid);
+    (f.acl ??= new Map()).set(user, rights);
+    for (const c of this.#connections) c.breakCallback(fid);
+  }
+
+  /** @internal The rights of `identity` on a file. */
+  rightsOf(f: ServerFile, identity: Identity | undefined): number {
+    if (f.acl === undefined) return Rights.All;
+    return (identity !== undefined ? f.acl.get(identity.userId) : undefined) ?? f.acl.get('anonymous') ?? 0;
   }
 
   /** A copy of a file's bytes (no RPC counted). */
@@ -204,11 +223,11 @@ class MemoryConnection implements FileServer {
     if (this.#callbacks.delete(fidKey(fid))) this.#listener?.(fid);
   }
 
-  fetchStatus(fid: Fid): Promise<FileStatus> {
+  fetchStatus(fid: Fid, identity?: Identity): Promise<StatusReply> {
     return this.#server.serve('fetchStatus', () => 0, () => {
       const f = this.#server.file(fid);
       this.#callbacks.add(fidKey(fid));
-      return { dataVersion: f.dataVersion, length: f.length };
+      return { dataVersion: f.dataVersion, length: f.length, rights: this.#server.rightsOf(f, identity) };
     });
   }
 

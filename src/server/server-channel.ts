@@ -8,11 +8,11 @@
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 
 import { Fid, type FidFields } from '../core/fid.js';
-import type { FetchResult, FileServer, FileStatus, StoreOptions } from './file-server.js';
+import type { FetchResult, FileServer, FileStatus, Identity, StatusReply, StoreOptions } from './file-server.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
 
 type Call =
-  | { op: 'fetchStatus'; fid: FidFields }
+  | { op: 'fetchStatus'; fid: FidFields; identity: Identity | undefined }
   | { op: 'fetchData'; fid: FidFields; offset: number; length: number }
   | { op: 'storeData'; fid: FidFields; offset: number; data: Uint8Array; options: StoreOptions };
 
@@ -42,7 +42,7 @@ export class ServerChannel {
       const fid = Fid.from(req.fid);
       const value =
         req.op === 'fetchStatus'
-          ? await server.fetchStatus(fid)
+          ? await server.fetchStatus(fid, req.identity)
           : req.op === 'fetchData'
             ? await server.fetchData(fid, req.offset, req.length)
             : await server.storeData(fid, req.offset, req.data, req.options);
@@ -105,8 +105,8 @@ export class RemoteFileServer implements FileServer {
     });
   }
 
-  fetchStatus(fid: Fid): Promise<FileStatus> {
-    return this.#call({ op: 'fetchStatus', fid: fid.toJSON() });
+  fetchStatus(fid: Fid, identity?: Identity): Promise<StatusReply> {
+    return this.#call({ op: 'fetchStatus', fid: fid.toJSON(), identity });
   }
 
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult> {
