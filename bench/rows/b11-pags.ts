@@ -5,8 +5,8 @@ import type { RowFn } from '../row.js';
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
 const TOKEN = { cell: 1, userId: 1000, expiresAt: T0 + 25 * HOUR, renewUntil: T0 + 7 * 24 * HOUR };
-const BATCH = 5000;
-const SAMPLES = 7;
+const BATCH = 2000;
+const SAMPLES = 9;
 
 /** One design of PAG lifetime: a login (new PAG with a token) and its logout. */
 interface Design {
@@ -51,34 +51,41 @@ function keepUntilExpiry(capacity: number): Design {
   };
 }
 
-/** Median ns per login+logout, measured once the design has run `after` cycles in all. */
-function nsPerCycleAfter(design: Design, done: { cycles: number }, after: number): number {
-  while (done.cycles < after) {
-    design.cycle();
-    done.cycles++;
-  }
-  const samples: number[] = [];
-  for (let s = 0; s < SAMPLES; s++) {
-    const t0 = performance.now();
-    for (let i = 0; i < BATCH; i++) design.cycle();
-    samples.push(((performance.now() - t0) * 1e6) / BATCH);
-    done.cycles += BATCH;
-  }
-  return median(samples);
+function nsPerCycle(design: Design): number {
+  const t0 = performance.now();
+  for (let i = 0; i < BATCH; i++) design.cycle();
+  return ((performance.now() - t0) * 1e6) / BATCH;
 }
 
+/**
+ * Median ns per login+logout of a design after `few` and after `many` logins. The two
+ * are sampled in turns, so a slow moment of the machine (or of the collector) hits both
+ * alike: each `few` sample runs on a fresh table brought to `few` logins, each `many`
+ * sample on one table brought to `many` logins first.
+ */
 function measure(make: () => Design, few: number, many: number): { few: number; many: number; held: number } {
-  // A throwaway instance first, so the measured one starts with compiled code.
+  // A throwaway instance first, so the measured ones start with compiled code.
   const warm = make();
   for (let i = 0; i < 4 * BATCH; i++) warm.cycle();
   warm.close();
-  const design = make();
-  const done = { cycles: 0 };
+  const old = make();
   try {
-    const atFew = nsPerCycleAfter(design, done, few);
-    return { few: atFew, many: nsPerCycleAfter(design, done, many), held: design.entries() };
+    for (let i = 0; i < many; i++) old.cycle();
+    const fewSamples: number[] = [];
+    const manySamples: number[] = [];
+    for (let s = 0; s < SAMPLES; s++) {
+      const fresh = make();
+      try {
+        for (let i = 0; i < few; i++) fresh.cycle();
+        fewSamples.push(nsPerCycle(fresh));
+      } finally {
+        fresh.close();
+      }
+      manySamples.push(nsPerCycle(old));
+    }
+    return { few: median(fewSamples), many: median(manySamples), held: old.entries() };
   } finally {
-    design.close();
+    old.close();
   }
 }
 

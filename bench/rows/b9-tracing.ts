@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -18,6 +18,8 @@ function loadCopy(stripTracePoints: boolean): { module: typeof cmkit; removed: n
   const src = path.join(__dirname, '..', '..', 'src');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cmkit-notrace-'));
   cpSync(src, path.join(dir, 'src'), { recursive: true });
+  // The copy's own imports (piscina) resolve from the project's packages.
+  symlinkSync(path.join(__dirname, '..', '..', '..', 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   const file = path.join(dir, 'src', 'cache', 'cache-manager.js');
   const code = readFileSync(file, 'utf8');
   const removed = stripTracePoints ? (code.match(TRACE_POINT)?.length ?? 0) : 0;
