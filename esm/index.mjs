@@ -10,6 +10,8 @@ export const {
   RwLock,
   ServerError,
   MemoryFileServer,
+  DirectoryFileServer,
+  FOREIGN_STEP,
   CacheManager,
   DEFAULT_CACHE_SIZE,
   DEFAULT_BLOCK_SIZE,

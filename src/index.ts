@@ -15,6 +15,8 @@ export { Rights } from './server/file-server.js';
 export { ServerError } from './server/server-error.js';
 export type { ServerFaultKind } from './server/server-error.js';
 export { MemoryFileServer } from './server/memory-file-server.js';
+export { DirectoryFileServer, FOREIGN_STEP } from './server/directory-file-server.js';
+export type { DirectoryFileServerOptions, DirectoryServerCounters } from './server/directory-file-server.js';
 export type { MemoryFileServerOptions, ServerCounters, FaultSpec, RpcKind } from './server/memory-file-server.js';
 
 export {

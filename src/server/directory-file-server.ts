@@ -1,0 +1,236 @@
+/**
+ * A backing directory as the file server: local disk in tests; in use, any slow mount
+ * (NFS, SSHFS, AFS) that a cmkit cache should front.
+ *
+ * Fids: `{cell: 1, volume: st_dev (low 32 bits), vnode: st_ino (low 32 bits), unique:
+ * st_ino / 2^32}`, handed out by `lookup(path)`; the server remembers the path of each
+ * Fid it handed out (a file renamed outside the server is found again by lookup).
+ *
+ * Data versions. A directory has no version counter, so the server keeps one per file:
+ * each storeData through the server raises it by exactly 1 (what the cache's version
+ * ranges rely on to keep its buffers valid across its own stores). A change made by
+ * anyone else is seen when the file's (size, mtime, ctime) differ from what the server
+ * last saw, and raises the version by FOREIGN_STEP, far more than any client has stores
+ * in flight, so caches treat it as a foreign change, and breaks every connection's
+ * callback. The server sees such a change when it next looks at the file: at any RPC on
+ * it, or at revalidate(fid) (call it when a file is opened, for the close-to-open
+ * consistency NFS clients give). Limits: a foreign write that keeps the size and lands
+ * within the file system's timestamp granularity of the previous change is not seen
+ * (ext4, xfs, btrfs: 1 ns; some network file systems: 1 s), nor is one that lands
+ * between a store's last write and the server's look at the result.
+ *
+ * RPCs on one file run one at a time, so a store in progress never looks like a
+ * foreign change to another RPC.
+ */
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { invalidArgType, outOfRange } from '../core/errors.js';
+import { Fid } from '../core/fid.js';
+import { checkObject } from '../core/validate.js';
+import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions } from './file-server.js';
+import { ServerError } from './server-error.js';
+
+export interface DirectoryFileServerOptions {
+  /** Milliseconds added to every RPC (a slow link, for tests and benchmarks). @default 0 */
+  readonly rpcLatencyMs?: number;
+}
+
+/** What the server counts: the truth for work avoided, as MemoryFileServer's counters. */
+export interface DirectoryServerCounters {
+  fetchStatus: number;
+  fetchData: number;
+  storeData: number;
+  bytesFetched: number;
+  bytesStored: number;
+}
+
+/** A version step no client's stores in flight can reach: marks a foreign change. */
+export const FOREIGN_STEP = 2 ** 20;
+
+interface Seen {
+  readonly fid: Fid;
+  readonly path: string;
+  dataVersion: number;
+  /** size, mtime and ctime (ns) as the server last left or saw them. */
+  stamp: string;
+  /** The RPC running on this file: the next one starts after it. */
+  turn: Promise<unknown>;
+}
+
+export class DirectoryFileServer {
+  readonly #root: string;
+  readonly #rpcLatencyMs: number;
+  readonly #files = new Map<string, Seen>();
+  readonly #connections = new Set<DirectoryConnection>();
+  counters: DirectoryServerCounters = { fetchStatus: 0, fetchData: 0, storeData: 0, bytesFetched: 0, bytesStored: 0 };
+
+  constructor(root: string, options: DirectoryFileServerOptions = {}) {
+    if (typeof root !== 'string') throw invalidArgType('root', 'of type string', root);
+    checkObject(options, 'options');
+    const latency = options.rpcLatencyMs ?? 0;
+    if (typeof latency !== 'number' || !(latency >= 0) || latency === Infinity) {
+      throw outOfRange('options.rpcLatencyMs', 'a finite number >= 0', latency);
+    }
+    this.#root = path.resolve(root);
+    this.#rpcLatencyMs = latency;
+  }
+
+  /** The Fid of a regular file under the root; `relative` may not leave the root. */
+  async lookup(relative: string): Promise<Fid> {
+    if (typeof relative !== 'string') throw invalidArgType('relative', 'of type string', relative);
+    const full = path.resolve(this.#root, relative);
+    if (full !== this.#root && !full.startsWith(this.#root + path.sep)) {
+      throw outOfRange('relative', `a path inside ${this.#root}`, relative);
+    }
+    const st = await stat(full, { bigint: true });
+    if (!st.isFile()) throw new ServerError('error', `${relative}: not a regular file`);
+    const fid = new Fid(1, Number(st.dev & 0xffff_ffffn), Number(st.ino & 0xffff_ffffn), Number((st.ino >> 32n) & 0xffff_ffffn));
+    const key = fid.toString();
+    const seen = this.#files.get(key);
+    if (seen === undefined || seen.path !== full) {
+      this.#files.set(key, { fid, path: full, dataVersion: 1, stamp: stampOf(st), turn: Promise.resolve() });
+    }
+    return fid;
+  }
+
+  /** Looks at the file now: a change made outside the server becomes a new version. */
+  async revalidate(fid: Fid): Promise<void> {
+    const f = this.#seen(fid);
+    await this.#inTurn(f, () => this.#notice(f));
+  }
+
+  /** A new client connection: one cache manager's view of this server. */
+  connect(): FileServer {
+    const c = new DirectoryConnection(this);
+    this.#connections.add(c);
+    return c;
+  }
+
+  /** @internal Latency, then the RPC's body on the file's current state. */
+  async serve<T>(rpc: 'fetchStatus' | 'fetchData' | 'storeData', fid: Fid, body: (f: Seen) => Promise<T>): Promise<T> {
+    this.counters[rpc]++;
+    if (this.#rpcLatencyMs > 0) await sleep(this.#rpcLatencyMs);
+    const f = this.#seen(fid);
+    return this.#inTurn(f, async () => {
+      try {
+        await this.#notice(f);
+        return await body(f);
+      } catch (e) {
+        if (e instanceof ServerError) throw e;
+        throw new ServerError('error', `${rpc} ${f.path}: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  #seen(fid: Fid): Seen {
+    const f = this.#files.get(fid.toString());
+    if (f === undefined) throw new ServerError('error', `${fid}: not looked up on this server`);
+    return f;
+  }
+
+  #inTurn<T>(f: Seen, fn: () => Promise<T>): Promise<T> {
+    const run = f.turn.then(fn, fn);
+    f.turn = run.catch(() => {});
+    return run;
+  }
+
+  /** @internal After a store: what the file looks like now is our own doing. */
+  async restamp(f: Seen): Promise<FileStatus> {
+    const st = await stat(f.path, { bigint: true });
+    f.stamp = stampOf(st);
+    return { dataVersion: f.dataVersion, length: Number(st.size) };
+  }
+
+  /** @internal Breaks the callback of every connection but `from` that caches the file. */
+  breakCallbacks(fid: Fid, from: DirectoryConnection | undefined): void {
+    for (const c of this.#connections) if (c !== from) c.breakCallback(fid);
+  }
+
+  /** A change made outside this server raises the version by FOREIGN_STEP. */
+  async #notice(f: Seen): Promise<void> {
+    const stamp = stampOf(await stat(f.path, { bigint: true }));
+    if (stamp === f.stamp) return;
+    f.stamp = stamp;
+    f.dataVersion += FOREIGN_STEP;
+    this.breakCallbacks(f.fid, undefined);
+  }
+}
+
+class DirectoryConnection implements FileServer {
+  readonly #server: DirectoryFileServer;
+  readonly #callbacks = new Set<string>();
+  #listener: ((fid: Fid) => void) | undefined;
+
+  constructor(server: DirectoryFileServer) {
+    this.#server = server;
+  }
+
+  onCallbackBreak(listener: (fid: Fid) => void): void {
+    this.#listener = listener;
+  }
+
+  breakCallback(fid: Fid): void {
+    if (this.#callbacks.delete(fid.toString())) this.#listener?.(fid);
+  }
+
+  fetchStatus(fid: Fid): Promise<StatusReply> {
+    return this.#server.serve('fetchStatus', fid, async (f) => {
+      this.#callbacks.add(fid.toString());
+      const st = await stat(f.path);
+      // A directory grants what its mode bits grant this process; rights per user
+      // would need the server's own ACLs.
+      return { dataVersion: f.dataVersion, length: st.size, rights: Rights.All };
+    });
+  }
+
+  fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult> {
+    return this.#server.serve('fetchData', fid, async (f) => {
+      this.#callbacks.add(fid.toString());
+      return withFile(f.path, 'r', async (h) => {
+        const size = (await h.stat()).size;
+        const data = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
+        let got = 0;
+        while (got < data.length) {
+          const { bytesRead } = await h.read(data, got, data.length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        this.#server.counters.bytesFetched += got;
+        return { data: data.subarray(0, got), dataVersion: f.dataVersion, length: size };
+      });
+    });
+  }
+
+  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
+    return this.#server.serve('storeData', fid, async (f) => {
+      await withFile(f.path, 'r+', async (h) => {
+        if (options.truncPos !== undefined && options.truncPos < (await h.stat()).size) await h.truncate(options.truncPos);
+        let put = 0;
+        while (put < data.length) put += (await h.write(data, put, data.length - put, offset + put)).bytesWritten;
+        if (options.fileLength !== undefined) await h.truncate(options.fileLength);
+        // Stored means on disk: a crash after the reply must not lose what we acknowledged.
+        await h.datasync();
+      });
+      f.dataVersion++;
+      this.#server.counters.bytesStored += data.length;
+      this.#callbacks.add(fid.toString());
+      this.#server.breakCallbacks(fid, this);
+      return this.#server.restamp(f);
+    });
+  }
+}
+
+async function withFile<T>(file: string, flags: string, fn: (h: FileHandle) => Promise<T>): Promise<T> {
+  const h = await open(file, flags);
+  try {
+    return await fn(h);
+  } finally {
+    await h.close();
+  }
+}
+
+function stampOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
+  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { CacheManager, DirectoryFileServer } from '../src/index.js';
+import { firstDifference, patterned } from './helpers/files.js';
+
+const KiB = 1024;
+
+function tempRoot(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'cmkit-dir-'));
+}
+
+test('a cache over a directory: reads what is on disk; a flush puts every byte on disk; our own store keeps the cache valid', async () => {
+  const root = tempRoot();
+  const file = path.join(root, 'data.bin');
+  const initial = patterned(300 * KiB, 101);
+  writeFileSync(file, initial);
+  const server = new DirectoryFileServer(root);
+  const fid = await server.lookup('data.bin');
+  const cm = CacheManager.create(server.connect(), { cacheSize: 4096 * KiB, chunkSize: 64 * KiB, prefetch: false });
+  try {
+    assert.equal(firstDifference(await cm.read(fid, 0, initial.length), initial), -1);
+    const written = patterned(70 * KiB, 102);
+    await cm.write(fid, 100 * KiB, written);
+    await cm.truncate(fid, 250 * KiB);
+    await cm.flush(fid);
+    const model = initial.slice(0, 250 * KiB);
+    model.set(written, 100 * KiB);
+    assert.equal(firstDifference(new Uint8Array(readFileSync(file)), model), -1, 'the disk holds the model');
+    const fetched = server.counters.fetchData;
+    assert.equal(firstDifference(await cm.read(fid, 0, model.length), model), -1);
+    assert.equal(server.counters.fetchData, fetched, 'our own stores left every cached buffer valid');
+  } finally {
+    await cm.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a change made on disk outside the server is a new version: revalidate breaks the callback and the cache refetches', async () => {
+  const root = tempRoot();
+  const file = path.join(root, 'shared.txt');
+  writeFileSync(file, 'old contents, same length');
+  const server = new DirectoryFileServer(root);
+  const fid = await server.lookup('shared.txt');
+  const cm = CacheManager.create(server.connect(), { prefetch: false });
+  try {
+    const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
+    assert.equal(decode(await cm.read(fid, 0, 100)), 'old contents, same length');
+    await new Promise((r) => setTimeout(r, 5)); // a later mtime, on any timestamp granularity we run on
+    writeFileSync(file, 'NEW contents, same length');
+    assert.equal(decode(await cm.read(fid, 0, 100)), 'old contents, same length', 'unseen until the server looks');
+    const fetched = server.counters.fetchData;
+    await server.revalidate(fid);
+    assert.equal(decode(await cm.read(fid, 0, 100)), 'NEW contents, same length');
+    assert.equal(server.counters.fetchData, fetched + 1, 'the old buffer was refetched');
+  } finally {
+    await cm.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('directory server: injected latency, and bad input is a clear error', async () => {
+  const root = tempRoot();
+  mkdirSync(path.join(root, 'sub'));
+  writeFileSync(path.join(root, 'f'), patterned(10, 103));
+  try {
+    assert.throws(() => new DirectoryFileServer(42 as unknown as string), { name: 'TypeError', message: /root/ });
+    assert.throws(() => new DirectoryFileServer(root, { rpcLatencyMs: -1 }), { name: 'RangeError', message: /rpcLatencyMs/ });
+    const server = new DirectoryFileServer(root, { rpcLatencyMs: 20 });
+    await assert.rejects(server.lookup('../etc/passwd'), { name: 'RangeError', message: /relative/ });
+    await assert.rejects(server.lookup('sub'), { name: 'ServerError', message: /not a regular file/ });
+    const fid = await server.lookup('f');
+    const conn = server.connect();
+    const t0 = performance.now();
+    await conn.fetchStatus(fid);
+    assert.ok(performance.now() - t0 >= 19, 'the RPC took the injected latency');
+    assert.equal(server.counters.fetchStatus, 1);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
