@@ -513,8 +513,7 @@ export class CacheManager {
     const seq = Atomics.load(I, v.i + VnodeI32.BreakSeq);
     if (Atomics.load(I, v.i + VnodeI32.StatusSeq) === seq && this.#v.vnodeF64[v.f + VnodeF64.DataVersion]! >= 0) return;
     this.#v.count('statusRpcs');
-    const rpc = (): Promise<FileStatus> => this.#server.fetchStatus(v.fid);
-    const status = foreground ? await this.#foreground(rpc) : await rpc();
+    const status = await this.#rpc(() => this.#server.fetchStatus(v.fid), foreground);
     this.#trace.status(v.fid, status.dataVersion, status.length);
     await v.lock.writeAsync();
     try {
@@ -715,7 +714,7 @@ export class CacheManager {
     this.#trace.fetch(v.fid, start, run.slots.length * bs);
     try {
       const fetch = (): Promise<FetchResult> => this.#server.fetchData(v.fid, start, run.slots.length * bs);
-      const result = prefetched ? await fetch() : await this.#foreground(fetch);
+      const result = await this.#rpc(fetch, !prefetched);
       this.#v.count('fetchBytes', result.data.length);
       // A holder of its own: the runs of one prefetch window fill concurrently.
       const lock = new RwLock(this.#v.vnodeI32, v.i + VnodeI32.Lock);
@@ -1356,8 +1355,7 @@ export class CacheManager {
         if (done === calls.length - 1) options.fileLength = batch.fileLength;
         this.#v.count('storeRpcs');
         this.#trace.store(v.fid, call.offset, call.bytes.length);
-        const rpc = (): Promise<FileStatus> => this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions);
-        const result = foreground ? await this.#foreground(rpc) : await rpc();
+        const result = await this.#rpc(() => this.#server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions), foreground);
         this.#v.count('storeBytes', call.bytes.length);
         await v.lock.writeAsync();
         try {
@@ -1409,26 +1407,33 @@ export class CacheManager {
     return fids.length > 0;
   }
 
-  /** An RPC made for a caller who waits: a busy server is retried, within the deadline. */
-  #foreground<T>(rpc: () => Promise<T>): Promise<T> {
-    const policy = this.#busyRetry.deadlineMs > 0 ? this.#busyRetry : undefined;
+  /**
+   * An RPC. `foreground`: a caller waits, so a busy server is retried within the
+   * deadline; background work has no such permission and fails at once.
+   */
+  #rpc<T>(rpc: () => Promise<T>, foreground: boolean): Promise<T> {
+    const policy = foreground && this.#busyRetry.deadlineMs > 0 ? this.#busyRetry : undefined;
     return withBusyRetry(rpc, policy, () => this.#v.count('busyRetries'));
   }
 
   // ---- access -------------------------------------------------------------------------
 
-  /** Who `caller` is in v's cell now: the user its token names, until when. */
-  #identityOf(v: Vnode, caller: Caller, now: number): { userId: number; validUntil: number } {
+  /**
+   * Under v's lock: who `caller` acts as in v's cell now (the user its token names, until
+   * the token expires), and the rights cached for that, if still good. `breakSeq` is read
+   * here, before any RPC: a callback break while the server answers makes the answer stale.
+   */
+  #cachedRights(v: Vnode, caller: Caller, now: number): CachedRights {
     const token = this.#pags!.token(caller.pag, v.fid.cell, now);
-    return token === undefined ? { userId: ANONYMOUS, validUntil: Infinity } : { userId: token.userId, validUntil: token.expiresAt };
+    const userId = token?.userId ?? ANONYMOUS;
+    const validUntil = token?.expiresAt ?? Infinity;
+    const breakSeq = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.BreakSeq);
+    return { rights: this.#access.lookup(v.slot, caller.pag, userId, breakSeq, now), userId, validUntil, breakSeq };
   }
 
   /** Under v's lock: whether cached rights let `caller` do `right` now (no RPC). */
   #cachedRightsAllow(v: Vnode, caller: Caller, right: number): boolean {
-    const now = Date.now();
-    const { userId } = this.#identityOf(v, caller, now);
-    const seq = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.BreakSeq);
-    const rights = this.#access.lookup(v.slot, caller.pag, userId, seq, now);
+    const { rights } = this.#cachedRights(v, caller, Date.now());
     if (rights === undefined || (rights & right) === 0) return false;
     this.#v.count('accessHits');
     return true;
@@ -1441,27 +1446,25 @@ export class CacheManager {
    */
   async #authorize(v: Vnode, caller: Caller | undefined, right: number): Promise<void> {
     if (caller === undefined) return;
-    const now = Date.now();
-    const { userId, validUntil } = this.#identityOf(v, caller, now);
-    // Read before asking: a callback break while the server answers makes the answer stale.
-    const seq = Atomics.load(this.#v.vnodeI32, v.i + VnodeI32.BreakSeq);
     await v.lock.readAsync();
-    let rights: number | undefined;
+    let cached: CachedRights;
     try {
-      rights = this.#access.lookup(v.slot, caller.pag, userId, seq, now);
+      cached = this.#cachedRights(v, caller, Date.now());
     } finally {
       v.lock.release();
     }
+    const { userId, validUntil, breakSeq } = cached;
+    let rights = cached.rights;
     if (rights !== undefined) {
       this.#v.count('accessHits');
     } else {
       this.#v.count('accessRpcs');
-      const reply = await this.#foreground(() => this.#server.fetchStatus(v.fid, userId === ANONYMOUS ? undefined : { userId }));
+      const reply = await this.#rpc(() => this.#server.fetchStatus(v.fid, userId === ANONYMOUS ? undefined : { userId }), true);
       const granted = reply.rights ?? Rights.All;
       rights = granted;
       await v.lock.writeAsync();
       try {
-        this.#access.store(v.slot, caller.pag, userId, granted, seq, validUntil);
+        this.#access.store(v.slot, caller.pag, userId, granted, breakSeq, validUntil);
       } finally {
         v.lock.release();
       }
@@ -1483,6 +1486,14 @@ export class CacheManager {
   #checkOpen(what: string): void {
     if (this.#closed) throw typeError('ERR_CMKIT_CLOSED', `CacheManager.${what}: the cache manager is closed`);
   }
+}
+
+/** What #cachedRights found: who the caller acts as, and its rights if cached and good. */
+interface CachedRights {
+  readonly rights: number | undefined;
+  readonly userId: number;
+  readonly validUntil: number;
+  readonly breakSeq: number;
 }
 
 interface PendingStore {

@@ -30,6 +30,7 @@ import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
 import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions } from './file-server.js';
+import { Callbacks } from './callbacks.js';
 import { ServerError } from './server-error.js';
 
 export interface DirectoryFileServerOptions {
@@ -160,24 +161,23 @@ export class DirectoryFileServer {
 
 class DirectoryConnection implements FileServer {
   readonly #server: DirectoryFileServer;
-  readonly #callbacks = new Set<string>();
-  #listener: ((fid: Fid) => void) | undefined;
+  readonly #callbacks = new Callbacks();
 
   constructor(server: DirectoryFileServer) {
     this.#server = server;
   }
 
   onCallbackBreak(listener: (fid: Fid) => void): void {
-    this.#listener = listener;
+    this.#callbacks.onBreak(listener);
   }
 
   breakCallback(fid: Fid): void {
-    if (this.#callbacks.delete(fid.toString())) this.#listener?.(fid);
+    this.#callbacks.break(fid);
   }
 
   fetchStatus(fid: Fid): Promise<StatusReply> {
     return this.#server.serve('fetchStatus', fid, async (f) => {
-      this.#callbacks.add(fid.toString());
+      this.#callbacks.promise(fid);
       const st = await stat(f.path);
       // A directory grants what its mode bits grant this process; rights per user
       // would need the server's own ACLs.
@@ -187,7 +187,7 @@ class DirectoryConnection implements FileServer {
 
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult> {
     return this.#server.serve('fetchData', fid, async (f) => {
-      this.#callbacks.add(fid.toString());
+      this.#callbacks.promise(fid);
       return withFile(f.path, 'r', async (h) => {
         const size = (await h.stat()).size;
         const data = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
@@ -215,7 +215,7 @@ class DirectoryConnection implements FileServer {
       });
       f.dataVersion++;
       this.#server.counters.bytesStored += data.length;
-      this.#callbacks.add(fid.toString());
+      this.#callbacks.promise(fid);
       this.#server.breakCallbacks(fid, this);
       return this.#server.restamp(f);
     });

@@ -4,6 +4,7 @@ import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
 import { Rights, type FetchResult, type FileServer, type FileStatus, type Identity, type StatusReply, type StoreOptions } from './file-server.js';
+import { Callbacks } from './callbacks.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
 
 export interface MemoryFileServerOptions {
@@ -78,8 +79,6 @@ function checkNumber(value: unknown, name: string): number {
   return value;
 }
 
-const fidKey = (fid: Fid): string => `${fid.cell}.${fid.volume}.${fid.vnode}.${fid.unique}`;
-
 /**
  * A file server in this process, for tests and benchmarks: files by Fid with bytes and
  * a data version, several client connections with callback breaks, injectable latency,
@@ -119,7 +118,7 @@ export class MemoryFileServer {
 
   /** Creates or replaces a file, without counting an RPC. Its data version becomes 1. */
   createFile(fid: Fid, contents: Uint8Array = new Uint8Array(0)): void {
-    this.#files.set(fidKey(fid), { bytes: contents.slice(), length: contents.length, dataVersion: 1 });
+    this.#files.set(fid.toString(), { bytes: contents.slice(), length: contents.length, dataVersion: 1 });
   }
 
   /**
@@ -200,7 +199,7 @@ export class MemoryFileServer {
   }
 
   #file(fid: Fid): ServerFile {
-    const f = this.#files.get(fidKey(fid));
+    const f = this.#files.get(fid.toString());
     if (f === undefined) throw new ServerError('error', `no such file ${fid}`);
     return f;
   }
@@ -208,25 +207,24 @@ export class MemoryFileServer {
 
 class MemoryConnection implements FileServer {
   readonly #server: MemoryFileServer;
-  readonly #callbacks = new Set<string>();
-  #listener: ((fid: Fid) => void) | undefined;
+  readonly #callbacks = new Callbacks();
 
   constructor(server: MemoryFileServer) {
     this.#server = server;
   }
 
   onCallbackBreak(listener: (fid: Fid) => void): void {
-    this.#listener = listener;
+    this.#callbacks.onBreak(listener);
   }
 
   breakCallback(fid: Fid): void {
-    if (this.#callbacks.delete(fidKey(fid))) this.#listener?.(fid);
+    this.#callbacks.break(fid);
   }
 
   fetchStatus(fid: Fid, identity?: Identity): Promise<StatusReply> {
     return this.#server.serve('fetchStatus', () => 0, () => {
       const f = this.#server.file(fid);
-      this.#callbacks.add(fidKey(fid));
+      this.#callbacks.promise(fid);
       return { dataVersion: f.dataVersion, length: f.length, rights: this.#server.rightsOf(f, identity) };
     });
   }
@@ -235,7 +233,7 @@ class MemoryConnection implements FileServer {
     let n = 0;
     return this.#server.serve('fetchData', () => n, () => {
       const f = this.#server.file(fid);
-      this.#callbacks.add(fidKey(fid));
+      this.#callbacks.promise(fid);
       const data = f.bytes.slice(Math.min(offset, f.length), Math.min(offset + length, f.length));
       n = data.length;
       this.#server.counters.bytesFetched += n;
@@ -255,7 +253,7 @@ class MemoryConnection implements FileServer {
       if (options.fileLength !== undefined) setLength(f, options.fileLength);
       f.dataVersion++;
       this.#server.counters.bytesStored += copy.length;
-      this.#callbacks.add(fidKey(fid));
+      this.#callbacks.promise(fid);
       this.#server.breakCallbacks(fid, this);
       return { dataVersion: f.dataVersion, length: f.length };
     });
