@@ -1,7 +1,11 @@
 {
   # Two targets: the core (C++20, no Node headers; native/test builds the same sources
-  # under the sanitizers) and the thin addon that binds it.
+  # under the sanitizers) and the thin addon that binds it. A third, the FUSE addon, is
+  # built only where libfuse3's development files are installed.
   'includes': ['common.gypi'],
+  'variables': {
+    'have_fuse3': '<!(pkg-config --exists fuse3 && echo 1 || echo 0)',
+  },
   'targets': [
     {
       'target_name': 'cmkit_core',
@@ -32,5 +36,21 @@
       # it last goes away: the process-wide registries live in it.
       'ldflags': ['-Wl,-z,nodelete'],
     },
+  ],
+  'conditions': [
+    ['have_fuse3==1', {
+      'targets': [
+        {
+          'target_name': 'cmkit_fuse',
+          'dependencies': [
+            "<!(node -p \"require('node-addon-api').targets\"):node_addon_api",
+          ],
+          'sources': ['native/fuse/fuse_session.cpp', 'native/fuse/fuse_binding.cpp'],
+          'defines': ['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
+          'cflags_cc': ['<!@(pkg-config --cflags fuse3)'],
+          'libraries': ['<!@(pkg-config --libs fuse3)'],
+        },
+      ],
+    }],
   ],
 }

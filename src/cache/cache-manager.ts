@@ -396,6 +396,29 @@ export class CacheManager {
     });
   }
 
+  /**
+   * The file's length as this client sees it, if the cache holds a current status of it
+   * (no callback break since); undefined otherwise. Never calls the server: a mount's
+   * getattr uses it so that unstored writes show in the size.
+   */
+  cachedLength(fid: Fid): number | undefined {
+    this.#checkOpen('cachedLength');
+    checkFidArg(fid);
+    const slot = this.#vnodes.findHold(fid);
+    if (slot < 0) return undefined;
+    try {
+      const I = this.#v.vnodeI32;
+      const i = slot * VNODE_I32;
+      const f = slot * VNODE_F64;
+      if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return undefined;
+      if (Atomics.load(I, i + VnodeI32.StatusSeq) !== Atomics.load(I, i + VnodeI32.BreakSeq)) return undefined;
+      const length = this.#v.vnodeF64[f + VnodeF64.Length]!;
+      return this.#v.vnodeF64[f + VnodeF64.DataVersion]! < 0 ? undefined : length;
+    } finally {
+      this.#vnodes.release(slot);
+    }
+  }
+
   /** Drops the file's clean buffers from the cache; resolves to how many were dropped. */
   async evict(fid: Fid): Promise<number> {
     this.#checkOpen('evict');

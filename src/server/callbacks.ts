@@ -7,10 +7,11 @@ import type { Fid } from '../core/fid.js';
  */
 export class Callbacks {
   readonly #promised = new Set<string>();
-  #listener: ((fid: Fid) => void) | undefined;
+  readonly #listeners = new Set<(fid: Fid) => void>();
 
+  /** Adds a listener (a cache manager, and a mount that drops the kernel's copy). */
   onBreak(listener: (fid: Fid) => void): void {
-    this.#listener = listener;
+    this.#listeners.add(listener);
   }
 
   /** The client now caches `fid`: tell it when someone else changes the file. */
@@ -20,6 +21,6 @@ export class Callbacks {
 
   /** Someone else changed `fid`: tell the client, if it was promised. */
   break(fid: Fid): void {
-    if (this.#promised.delete(fid.toString())) this.#listener?.(fid);
+    if (this.#promised.delete(fid.toString())) for (const l of this.#listeners) l(fid);
   }
 }

@@ -21,8 +21,14 @@
  *
  * RPCs on one file run one at a time, so a store in progress never looks like a
  * foreign change to another RPC.
+ *
+ * Namespace RPCs (getattr, readdir, create, mkdir, unlink, rmdir, rename, setattr,
+ * statfs) take paths relative to the root, pay the same latency, and keep the server's
+ * own changes from looking foreign: a rename moves the remembered paths, and a chmod or
+ * utimes through the server restamps the file.
  */
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rmdir, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -45,6 +51,37 @@ export interface DirectoryServerCounters {
   storeData: number;
   bytesFetched: number;
   bytesStored: number;
+  /** Namespace RPCs: getattr, readdir, create, mkdir, unlink, rmdir, rename, setattr, statfs. */
+  namespace: number;
+}
+
+export type NodeKind = 'file' | 'directory' | 'symlink' | 'other';
+
+/** A namespace RPC's view of one node; `fid` names a regular file's data. */
+export interface NodeAttr {
+  readonly kind: NodeKind;
+  readonly fid: Fid | undefined;
+  readonly mode: number;
+  readonly nlink: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly blocks: number;
+  readonly atimeMs: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+export interface DirEntryInfo {
+  readonly name: string;
+  readonly kind: NodeKind;
+}
+
+/** The changes setattr makes; absent fields are left alone. */
+export interface AttrChanges {
+  readonly mode?: number | undefined;
+  readonly atimeMs?: number | undefined;
+  readonly mtimeMs?: number | undefined;
 }
 
 /** A version step no client's stores in flight can reach: marks a foreign change. */
@@ -52,7 +89,7 @@ export const FOREIGN_STEP = 2 ** 20;
 
 interface Seen {
   readonly fid: Fid;
-  readonly path: string;
+  path: string;
   dataVersion: number;
   /** size, mtime and ctime (ns) as the server last left or saw them. */
   stamp: string;
@@ -65,7 +102,14 @@ export class DirectoryFileServer {
   readonly #rpcLatencyMs: number;
   readonly #files = new Map<string, Seen>();
   readonly #connections = new Set<DirectoryConnection>();
-  counters: DirectoryServerCounters = { fetchStatus: 0, fetchData: 0, storeData: 0, bytesFetched: 0, bytesStored: 0 };
+  counters: DirectoryServerCounters = {
+    fetchStatus: 0,
+    fetchData: 0,
+    storeData: 0,
+    bytesFetched: 0,
+    bytesStored: 0,
+    namespace: 0,
+  };
 
   constructor(root: string, options: DirectoryFileServerOptions = {}) {
     if (typeof root !== 'string') throw invalidArgType('root', 'of type string', root);
@@ -80,20 +124,153 @@ export class DirectoryFileServer {
 
   /** The Fid of a regular file under the root; `relative` may not leave the root. */
   async lookup(relative: string): Promise<Fid> {
-    if (typeof relative !== 'string') throw invalidArgType('relative', 'of type string', relative);
-    const full = path.resolve(this.#root, relative);
-    if (full !== this.#root && !full.startsWith(this.#root + path.sep)) {
-      throw outOfRange('relative', `a path inside ${this.#root}`, relative);
-    }
+    const full = this.#resolve(relative, 'relative');
     const st = await stat(full, { bigint: true });
     if (!st.isFile()) throw new ServerError('error', `${relative}: not a regular file`);
+    return this.#remember(full, st);
+  }
+
+  /** A Fid for the file `st` describes, remembered with its path (its version kept). */
+  #remember(full: string, st: BigIntStats): Fid {
     const fid = new Fid(1, Number(st.dev & 0xffff_ffffn), Number(st.ino & 0xffff_ffffn), Number((st.ino >> 32n) & 0xffff_ffffn));
     const key = fid.toString();
     const seen = this.#files.get(key);
-    if (seen === undefined || seen.path !== full) {
+    if (seen === undefined) {
       this.#files.set(key, { fid, path: full, dataVersion: 1, stamp: stampOf(st), turn: Promise.resolve() });
+    } else {
+      // Found under another path (moved outside the server): the same file, its version
+      // kept; #notice will see whether its contents changed too.
+      seen.path = full;
     }
     return fid;
+  }
+
+  #resolve(relative: string, name: string): string {
+    if (typeof relative !== 'string') throw invalidArgType(name, 'of type string', relative);
+    const full = path.resolve(this.#root, relative);
+    if (full !== this.#root && !full.startsWith(this.#root + path.sep)) {
+      throw outOfRange(name, `a path inside ${this.#root}`, relative);
+    }
+    return full;
+  }
+
+  async #namespaceRpc<T>(body: () => Promise<T>): Promise<T> {
+    this.counters.namespace++;
+    if (this.#rpcLatencyMs > 0) await sleep(this.#rpcLatencyMs);
+    return body();
+  }
+
+  #attrOf(full: string, st: BigIntStats): NodeAttr {
+    const kind: NodeKind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+    return {
+      kind,
+      fid: kind === 'file' ? this.#remember(full, st) : undefined,
+      mode: Number(st.mode),
+      nlink: Number(st.nlink),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: Number(st.size),
+      blocks: Number(st.blocks),
+      atimeMs: Number(st.atimeNs) / 1e6,
+      mtimeMs: Number(st.mtimeNs) / 1e6,
+      ctimeMs: Number(st.ctimeNs) / 1e6,
+    };
+  }
+
+  /** The node at `relative` (not following a last symlink). Rejects with the fs error (its `code`). */
+  getattr(relative: string): Promise<NodeAttr> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(async () => this.#attrOf(full, await lstatBig(full)));
+  }
+
+  /** The names in the directory at `relative`, with their kinds. */
+  readdir(relative: string): Promise<DirEntryInfo[]> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(async () =>
+      (await readdir(full, { withFileTypes: true })).map((d) => ({
+        name: d.name,
+        kind: d.isFile() ? 'file' : d.isDirectory() ? 'directory' : d.isSymbolicLink() ? 'symlink' : 'other',
+      })),
+    );
+  }
+
+  /** Creates an empty regular file (refused if the name exists). */
+  create(relative: string, mode: number): Promise<NodeAttr> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(async () => {
+      await (await open(full, 'wx', mode & 0o7777)).close();
+      return this.#attrOf(full, await lstatBig(full));
+    });
+  }
+
+  mkdir(relative: string, mode: number): Promise<NodeAttr> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(async () => {
+      await mkdir(full, { mode: mode & 0o7777 });
+      return this.#attrOf(full, await lstatBig(full));
+    });
+  }
+
+  unlink(relative: string): Promise<void> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(() => unlink(full));
+  }
+
+  rmdir(relative: string): Promise<void> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(() => rmdir(full));
+  }
+
+  /** Renames `from` to `to` (replacing a file there); files under it keep their Fids and versions. */
+  rename(from: string, to: string): Promise<void> {
+    const src = this.#resolve(from, 'from');
+    const dst = this.#resolve(to, 'to');
+    return this.#namespaceRpc(async () => {
+      await rename(src, dst);
+      for (const f of this.#files.values()) {
+        if (f.path === src || f.path.startsWith(src + path.sep)) {
+          f.path = dst + f.path.slice(src.length);
+          // rename sets the moved node's ctime: our doing, not a foreign change.
+          if (f.path === dst) await this.#inTurn(f, () => this.restamp(f));
+        }
+      }
+    });
+  }
+
+  /** Changes mode and times; the file's version stays (its data did not change). */
+  setattr(relative: string, changes: AttrChanges): Promise<NodeAttr> {
+    const full = this.#resolve(relative, 'relative');
+    return this.#namespaceRpc(async () => {
+      const apply = async (): Promise<void> => {
+        if (changes.mode !== undefined) await chmod(full, changes.mode & 0o7777);
+        if (changes.atimeMs !== undefined || changes.mtimeMs !== undefined) {
+          const st = await lstatBig(full);
+          const atime = (changes.atimeMs ?? Number(st.atimeNs) / 1e6) / 1000;
+          const mtime = (changes.mtimeMs ?? Number(st.mtimeNs) / 1e6) / 1000;
+          await utimes(full, atime, mtime);
+        }
+      };
+      const st = await lstatBig(full);
+      const known = st.isFile() ? this.#files.get(this.#remember(full, st).toString()) : undefined;
+      if (known === undefined) {
+        await apply();
+      } else {
+        await this.#inTurn(known, async () => {
+          await this.#notice(known);
+          await apply();
+          await this.restamp(known);
+        });
+      }
+      return this.#attrOf(full, await lstatBig(full));
+    });
+  }
+
+  /** The backing file system's size and use: [bsize, blocks, bfree, bavail, files, ffree]. */
+  statfs(): Promise<{ bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }> {
+    return this.#namespaceRpc(async () => {
+      const s = await statfs(this.#root);
+      return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
+    });
   }
 
   /** Looks at the file now: a change made outside the server becomes a new version. */
@@ -229,6 +406,10 @@ async function withFile<T>(file: string, flags: string, fn: (h: FileHandle) => P
   } finally {
     await h.close();
   }
+}
+
+function lstatBig(full: string): Promise<BigIntStats> {
+  return lstat(full, { bigint: true });
 }
 
 function stampOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {

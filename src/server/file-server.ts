@@ -52,6 +52,6 @@ export interface FileServer {
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult>;
   /** Writes `data` at `offset` (after `truncPos`, before `fileLength`); one new data version. */
   storeData(fid: Fid, offset: number, data: Uint8Array, options?: StoreOptions): Promise<FileStatus>;
-  /** Registers the listener for callback breaks on this connection. */
+  /** Adds a listener for callback breaks on this connection. */
   onCallbackBreak(listener: (fid: Fid) => void): void;
 }

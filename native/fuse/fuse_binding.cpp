@@ -1,0 +1,362 @@
+// The FUSE addon (cmkit_fuse.node, built only where libfuse3 is installed): a thin
+// binding of fuse_session.h. The JS facade (src/mount/fuse.ts) validates arguments; this
+// layer only refuses values of the wrong type.
+#include <napi.h>
+
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "fuse_session.h"
+
+namespace cmkit::fuse {
+
+namespace {
+
+bool typeError(Napi::Env env, const char* message) {
+  Napi::Error e = Napi::TypeError::New(env, message);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+  e.ThrowAsJavaScriptException();
+  return false;
+}
+
+// A stat from [ino, mode, nlink, uid, gid, size, blocks, atimeMs, mtimeMs, ctimeMs].
+bool statArg(const Napi::CallbackInfo& info, size_t i, struct stat& st) {
+  if (!info[i].IsArray()) return typeError(info.Env(), "attr must be an array of 10 numbers");
+  Napi::Array a = info[i].As<Napi::Array>();
+  if (a.Length() != 10) return typeError(info.Env(), "attr must be an array of 10 numbers");
+  double v[10];
+  for (uint32_t k = 0; k < 10; k++) {
+    Napi::Value x = a.Get(k);
+    if (!x.IsNumber()) return typeError(info.Env(), "attr must be an array of 10 numbers");
+    v[k] = x.As<Napi::Number>().DoubleValue();
+  }
+  st = {};
+  st.st_ino = static_cast<ino_t>(v[0]);
+  st.st_mode = static_cast<mode_t>(v[1]);
+  st.st_nlink = static_cast<nlink_t>(v[2]);
+  st.st_uid = static_cast<uid_t>(v[3]);
+  st.st_gid = static_cast<gid_t>(v[4]);
+  st.st_size = static_cast<off_t>(v[5]);
+  st.st_blocks = static_cast<blkcnt_t>(v[6]);
+  st.st_blksize = 4096;
+  auto setTime = [](struct timespec& ts, double ms) {
+    double s = ms / 1000;
+    ts.tv_sec = static_cast<time_t>(s < 0 ? 0 : s);
+    ts.tv_nsec = static_cast<long>((ms - static_cast<double>(ts.tv_sec) * 1000) * 1e6);
+    if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) ts.tv_nsec = 0;
+  };
+  setTime(st.st_atim, v[7]);
+  setTime(st.st_mtim, v[8]);
+  setTime(st.st_ctim, v[9]);
+  return true;
+}
+
+double num(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+}
+
+uint32_t idArg(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) {
+    typeError(info.Env(), "id must be a number");
+    return 0;
+  }
+  return info[0].As<Napi::Number>().Uint32Value();
+}
+
+double timeMs(const struct timespec& ts) {
+  return static_cast<double>(ts.tv_sec) * 1000 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+class FuseSession : public Napi::ObjectWrap<FuseSession> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "FuseSession",
+                       {
+                           InstanceMethod("take", &FuseSession::take),
+                           InstanceMethod("alive", &FuseSession::alive),
+                           InstanceMethod("replyError", &FuseSession::replyError),
+                           InstanceMethod("replyEntry", &FuseSession::replyEntry),
+                           InstanceMethod("replyCreate", &FuseSession::replyCreate),
+                           InstanceMethod("replyAttr", &FuseSession::replyAttr),
+                           InstanceMethod("replyOpen", &FuseSession::replyOpen),
+                           InstanceMethod("replyData", &FuseSession::replyData),
+                           InstanceMethod("replyWrite", &FuseSession::replyWrite),
+                           InstanceMethod("replyDir", &FuseSession::replyDir),
+                           InstanceMethod("replyStatfs", &FuseSession::replyStatfs),
+                           InstanceMethod("invalidate", &FuseSession::invalidate),
+                           InstanceMethod("stop", &FuseSession::stop),
+                           InstanceMethod("ref", &FuseSession::ref),
+                           InstanceMethod("unref", &FuseSession::unref),
+                       });
+  }
+
+  // new FuseSession(mountpoint, options: string[], onWake: () => void)
+  explicit FuseSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FuseSession>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      typeError(env, "mountpoint must be a string");
+      return;
+    }
+    if (!info[1].IsArray()) {
+      typeError(env, "options must be an array of strings");
+      return;
+    }
+    if (!info[2].IsFunction()) {
+      typeError(env, "onWake must be a function");
+      return;
+    }
+    std::vector<std::string> options;
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value o = a.Get(i);
+      if (!o.IsString()) {
+        typeError(env, "options must be an array of strings");
+        return;
+      }
+      options.push_back(o.As<Napi::String>().Utf8Value());
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "cmkit.fuse", 0, 1);
+    std::string error;
+    auto wake = [tsfn = tsfn_]() mutable { tsfn.NonBlockingCall(); };
+    session_ = Session::mount(info[0].As<Napi::String>().Utf8Value(), options, wake, error);
+    if (!session_) {
+      tsfn_.Release();
+      released_ = true;
+      Napi::Error e = Napi::Error::New(env, error);
+      e.Set("code", Napi::String::New(env, "ERR_CMKIT_MOUNT_FAILED"));
+      e.ThrowAsJavaScriptException();
+    }
+  }
+
+  ~FuseSession() override { shutdown(); }
+
+ private:
+  void shutdown() {
+    if (session_) session_->stop();
+    session_.reset();
+    if (!released_) {
+      tsfn_.Release();
+      released_ = true;
+    }
+  }
+
+  Napi::Value take(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<Request*> got = session_ ? session_->take() : std::vector<Request*>{};
+    Napi::Array out = Napi::Array::New(env, got.size());
+    for (size_t i = 0; i < got.size(); i++) {
+      Request* r = got[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("id", r->id);
+      o.Set("op", static_cast<uint32_t>(r->op));
+      o.Set("ino", static_cast<double>(r->ino));
+      switch (r->op) {
+        case Op::Lookup:
+        case Op::Unlink:
+        case Op::Rmdir:
+          o.Set("name", r->name);
+          break;
+        case Op::Mkdir:
+        case Op::Create:
+          o.Set("name", r->name);
+          o.Set("mode", r->mode);
+          o.Set("flags", r->flags);
+          break;
+        case Op::Rename:
+          o.Set("name", r->name);
+          o.Set("newParent", static_cast<double>(r->ino2));
+          o.Set("newName", r->name2);
+          o.Set("flags", r->flags);
+          break;
+        case Op::Forget:
+          o.Set("nlookup", static_cast<double>(r->size));
+          break;
+        case Op::Setattr:
+          o.Set("toSet", r->toSet);
+          o.Set("mode", static_cast<uint32_t>(r->attr.st_mode));
+          o.Set("size", static_cast<double>(r->attr.st_size));
+          o.Set("atimeMs", timeMs(r->attr.st_atim));
+          o.Set("mtimeMs", timeMs(r->attr.st_mtim));
+          o.Set("fh", static_cast<double>(r->fh));
+          break;
+        case Op::Open:
+          o.Set("flags", r->flags);
+          break;
+        case Op::Read:
+        case Op::Readdir:
+          o.Set("fh", static_cast<double>(r->fh));
+          o.Set("offset", static_cast<double>(r->offset));
+          o.Set("size", static_cast<double>(r->size));
+          break;
+        case Op::Write: {
+          o.Set("fh", static_cast<double>(r->fh));
+          o.Set("offset", static_cast<double>(r->offset));
+          // The bytes move to JS without a copy; the Request keeps nothing of them.
+          auto* bytes = new std::vector<char>(std::move(r->data));
+          o.Set("data", Napi::Buffer<char>::New(env, bytes->data(), bytes->size(),
+                                                [](Napi::Env, char*, std::vector<char>* v) { delete v; }, bytes));
+          break;
+        }
+        default:
+          o.Set("fh", static_cast<double>(r->fh));
+          break;
+      }
+      out.Set(static_cast<uint32_t>(i), o);
+      if (r->op == Op::Forget) delete r;  // answered on the loop thread already
+    }
+    return out;
+  }
+
+  Napi::Value alive(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), session_ && session_->alive());
+  }
+
+  Napi::Value replyError(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    if (session_ && id) session_->replyError(id, static_cast<int>(num(info, 1)));
+    return info.Env().Undefined();
+  }
+
+  // replyEntry(id, attr, entryTimeout, attrTimeout)
+  Napi::Value replyEntry(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    struct stat st;
+    if (id && statArg(info, 1, st) && session_) session_->replyEntry(id, st, num(info, 2), num(info, 3));
+    return info.Env().Undefined();
+  }
+
+  // replyCreate(id, attr, entryTimeout, attrTimeout, fh, keepCache)
+  Napi::Value replyCreate(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    struct stat st;
+    if (id && statArg(info, 1, st) && session_) {
+      session_->replyCreate(id, st, num(info, 2), num(info, 3), static_cast<uint64_t>(num(info, 4)),
+                            info[5].ToBoolean().Value());
+    }
+    return info.Env().Undefined();
+  }
+
+  // replyAttr(id, attr, attrTimeout)
+  Napi::Value replyAttr(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    struct stat st;
+    if (id && statArg(info, 1, st) && session_) session_->replyAttr(id, st, num(info, 2));
+    return info.Env().Undefined();
+  }
+
+  // replyOpen(id, fh, keepCache, directIo)
+  Napi::Value replyOpen(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    if (id && session_) {
+      session_->replyOpen(id, static_cast<uint64_t>(num(info, 1)), info[2].ToBoolean().Value(),
+                          info[3].ToBoolean().Value());
+    }
+    return info.Env().Undefined();
+  }
+
+  // replyData(id, bytes: Uint8Array)
+  Napi::Value replyData(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    if (!info[1].IsTypedArray()) {
+      typeError(info.Env(), "data must be a Uint8Array");
+      return info.Env().Undefined();
+    }
+    Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+    if (id && session_) session_->replyData(id, reinterpret_cast<const char*>(data.Data()), data.ByteLength());
+    return info.Env().Undefined();
+  }
+
+  // replyWrite(id, count)
+  Napi::Value replyWrite(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    if (id && session_) session_->replyWrite(id, static_cast<size_t>(num(info, 1)));
+    return info.Env().Undefined();
+  }
+
+  // replyDir(id, names: string[], inos: number[], modes: number[], offset)
+  Napi::Value replyDir(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    if (!info[1].IsArray() || !info[2].IsArray() || !info[3].IsArray()) {
+      typeError(info.Env(), "names, inos and modes must be arrays");
+      return info.Env().Undefined();
+    }
+    Napi::Array names = info[1].As<Napi::Array>();
+    Napi::Array inos = info[2].As<Napi::Array>();
+    Napi::Array modes = info[3].As<Napi::Array>();
+    std::vector<Session::DirEntry> listing;
+    for (uint32_t i = 0; i < names.Length(); i++) {
+      listing.push_back({names.Get(i).ToString().Utf8Value(),
+                         static_cast<uint64_t>(inos.Get(i).ToNumber().DoubleValue()),
+                         static_cast<uint32_t>(modes.Get(i).ToNumber().Uint32Value())});
+    }
+    double offset = num(info, 4);
+    if (id && session_) session_->replyDir(id, listing, offset < 0 ? 0 : static_cast<size_t>(offset));
+    return info.Env().Undefined();
+  }
+
+  // replyStatfs(id, [bsize, blocks, bfree, bavail, files, ffree, namemax])
+  Napi::Value replyStatfs(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    if (!info[1].IsArray()) {
+      typeError(info.Env(), "fields must be an array");
+      return info.Env().Undefined();
+    }
+    Napi::Array a = info[1].As<Napi::Array>();
+    auto at = [&](uint32_t k) { return static_cast<uint64_t>(a.Get(k).ToNumber().DoubleValue()); };
+    struct statvfs sv {};
+    sv.f_bsize = sv.f_frsize = at(0);
+    sv.f_blocks = at(1);
+    sv.f_bfree = at(2);
+    sv.f_bavail = at(3);
+    sv.f_files = at(4);
+    sv.f_ffree = sv.f_favail = at(5);
+    sv.f_namemax = at(6);
+    if (id && session_) session_->replyStatfs(id, sv);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value invalidate(const Napi::CallbackInfo& info) {
+    if (session_ && info[0].IsNumber()) session_->invalidate(static_cast<uint64_t>(num(info, 0)));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value stop(const Napi::CallbackInfo& info) {
+    shutdown();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ref(const Napi::CallbackInfo& info) {
+    if (!released_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value unref(const Napi::CallbackInfo& info) {
+    if (!released_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Session> session_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool released_ = false;
+};
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("FuseSession", FuseSession::define(env));
+  Napi::Object ops = Napi::Object::New(env);
+  const char* names[] = {"lookup", "forget", "getattr", "setattr", "opendir", "readdir", "releasedir",
+                         "open",   "create", "read",    "write",   "flush",   "fsync",   "release",
+                         "unlink", "rename", "mkdir",   "rmdir",   "statfs"};
+  for (uint32_t i = 0; i < sizeof names / sizeof names[0]; i++) ops.Set(names[i], i);
+  exports.Set("ops", ops);
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace cmkit::fuse
+
+static Napi::Object initFuse(Napi::Env env, Napi::Object exports) { return cmkit::fuse::init(env, exports); }
+
+NODE_API_MODULE(cmkit_fuse, initFuse)

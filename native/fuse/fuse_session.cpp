@@ -1,0 +1,418 @@
+#include "fuse_session.h"
+
+#include <poll.h>
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace cmkit::fuse {
+
+namespace {
+
+Session* sessionOf(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
+
+Request* make(fuse_req_t req, Op op, fuse_ino_t ino) {
+  auto* r = new Request();
+  r->req = req;
+  r->op = op;
+  r->ino = ino;
+  return r;
+}
+
+void queue(fuse_req_t req, Request* r) { sessionOf(req)->enqueue(r); }
+
+// The kernel asks for big writes and reads (1 MiB), and leaves caching choices to each
+// reply: no writeback cache, so every write reaches the cache manager at once.
+void opInit(void*, fuse_conn_info* conn) {
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  conn->max_write = 1024 * 1024;
+  conn->max_readahead = 1024 * 1024;
+}
+
+void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Request* r = make(req, Op::Lookup, parent);
+  r->name = name;
+  queue(req, r);
+}
+
+void opForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Request* r = make(nullptr, Op::Forget, ino);
+  r->size = nlookup;
+  Session* s = sessionOf(req);
+  fuse_reply_none(req);
+  s->enqueue(r);
+}
+
+void opForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  Session* s = sessionOf(req);
+  fuse_reply_none(req);
+  for (size_t i = 0; i < count; i++) {
+    Request* r = make(nullptr, Op::Forget, forgets[i].ino);
+    r->size = forgets[i].nlookup;
+    s->enqueue(r);
+  }
+}
+
+void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { queue(req, make(req, Op::Getattr, ino)); }
+
+void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
+  Request* r = make(req, Op::Setattr, ino);
+  r->attr = *attr;
+  r->toSet = toSet;
+  r->fh = fi != nullptr ? fi->fh : 0;
+  queue(req, r);
+}
+
+void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { queue(req, make(req, Op::Opendir, ino)); }
+
+void opReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Request* r = make(req, Op::Readdir, ino);
+  r->size = size;
+  r->offset = off;
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Request* r = make(req, Op::Releasedir, ino);
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Request* r = make(req, Op::Open, ino);
+  r->flags = static_cast<uint32_t>(fi->flags);
+  queue(req, r);
+}
+
+void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Request* r = make(req, Op::Create, parent);
+  r->name = name;
+  r->mode = mode;
+  r->flags = static_cast<uint32_t>(fi->flags);
+  queue(req, r);
+}
+
+void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Request* r = make(req, Op::Read, ino);
+  r->size = size;
+  r->offset = off;
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  Request* r = make(req, Op::Write, ino);
+  r->data.assign(buf, buf + size);
+  r->offset = off;
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Request* r = make(req, Op::Flush, ino);
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
+  Request* r = make(req, Op::Fsync, ino);
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Request* r = make(req, Op::Release, ino);
+  r->fh = fi->fh;
+  queue(req, r);
+}
+
+void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Request* r = make(req, Op::Unlink, parent);
+  r->name = name;
+  queue(req, r);
+}
+
+void opRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Request* r = make(req, Op::Rmdir, parent);
+  r->name = name;
+  queue(req, r);
+}
+
+void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Request* r = make(req, Op::Mkdir, parent);
+  r->name = name;
+  r->mode = mode;
+  queue(req, r);
+}
+
+void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags) {
+  Request* r = make(req, Op::Rename, parent);
+  r->name = name;
+  r->ino2 = newparent;
+  r->name2 = newname;
+  r->flags = flags;
+  queue(req, r);
+}
+
+void opStatfs(fuse_req_t req, fuse_ino_t ino) { queue(req, make(req, Op::Statfs, ino)); }
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops{};
+  ops.init = opInit;
+  ops.lookup = opLookup;
+  ops.forget = opForget;
+  ops.forget_multi = opForgetMulti;
+  ops.getattr = opGetattr;
+  ops.setattr = opSetattr;
+  ops.opendir = opOpendir;
+  ops.readdir = opReaddir;
+  ops.releasedir = opReleasedir;
+  ops.open = opOpen;
+  ops.create = opCreate;
+  ops.read = opRead;
+  ops.write = opWrite;
+  ops.flush = opFlush;
+  ops.fsync = opFsync;
+  ops.release = opRelease;
+  ops.unlink = opUnlink;
+  ops.rmdir = opRmdir;
+  ops.mkdir = opMkdir;
+  ops.rename = opRename;
+  ops.statfs = opStatfs;
+  return ops;
+}();
+
+}  // namespace
+
+std::unique_ptr<Session> Session::mount(const std::string& mountpoint, const std::vector<std::string>& options,
+                                        std::function<void()> wake, std::string& error) {
+  std::unique_ptr<Session> s(new Session());
+  s->mountpoint_ = mountpoint;
+  s->wake_ = std::move(wake);
+  std::vector<std::string> argv = {"cmkit"};
+  for (const auto& o : options) {
+    argv.push_back("-o");
+    argv.push_back(o);
+  }
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+  s->se_ = fuse_session_new(&args, &kOps, sizeof kOps, s.get());
+  if (s->se_ == nullptr) {
+    error = "fuse_session_new failed (bad mount options?)";
+    return nullptr;
+  }
+  if (fuse_session_mount(s->se_, mountpoint.c_str()) != 0) {
+    error = "mounting " + mountpoint + " failed (is /dev/fuse there, and may this process mount?)";
+    fuse_session_destroy(s->se_);
+    s->se_ = nullptr;
+    return nullptr;
+  }
+  s->loopThread_ = std::thread([p = s.get()] { p->loop(); });
+  s->notifierThread_ = std::thread([p = s.get()] { p->notifier(); });
+  return s;
+}
+
+Session::~Session() { stop(); }
+
+void Session::loop() {
+  fuse_buf buf{};
+  int fd = fuse_session_fd(se_);
+  while (!stopping_.load(std::memory_order_acquire) && !fuse_session_exited(se_)) {
+    pollfd p{fd, POLLIN, 0};
+    int ready = poll(&p, 1, kPollMs);
+    if (ready <= 0) continue;
+    int n = fuse_session_receive_buf(se_, &buf);
+    if (n == -EINTR || n == -EAGAIN) continue;
+    if (n <= 0) break;  // unmounted from outside, or the connection was aborted
+    fuse_session_process_buf(se_, &buf);
+  }
+  free(buf.mem);
+  loopEnded();
+}
+
+void Session::loopEnded() {
+  stopped_.store(true, std::memory_order_release);
+  if (wake_) wake_();  // the serving thread learns the mount is gone
+}
+
+void Session::enqueue(Request* r) {
+  bool wasEmpty;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    r->id = nextId_++;
+    if (nextId_ == 0) nextId_ = 1;
+    wasEmpty = queue_.empty();
+    queue_.push_back(r);
+  }
+  if (wasEmpty && wake_) wake_();
+}
+
+std::vector<Request*> Session::take() {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<Request*> out(queue_.begin(), queue_.end());
+  queue_.clear();
+  for (Request* r : out) {
+    if (r->req != nullptr) outstanding_.emplace(r->id, r);
+  }
+  return out;
+}
+
+Request* Session::claim(uint32_t id) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = outstanding_.find(id);
+  if (it == outstanding_.end()) return nullptr;
+  Request* r = it->second;
+  outstanding_.erase(it);
+  return r;
+}
+
+void Session::replyError(uint32_t id, int err) {
+  if (Request* r = claim(id)) {
+    fuse_reply_err(r->req, err);
+    delete r;
+  }
+}
+
+namespace {
+fuse_entry_param entryOf(const struct stat& st, double entryTimeout, double attrTimeout) {
+  fuse_entry_param e{};
+  e.ino = st.st_ino;
+  e.generation = 1;
+  e.attr = st;
+  e.attr_timeout = attrTimeout;
+  e.entry_timeout = entryTimeout;
+  return e;
+}
+}  // namespace
+
+void Session::replyEntry(uint32_t id, const struct stat& st, double entryTimeout, double attrTimeout) {
+  if (Request* r = claim(id)) {
+    fuse_entry_param e = entryOf(st, entryTimeout, attrTimeout);
+    fuse_reply_entry(r->req, &e);
+    delete r;
+  }
+}
+
+void Session::replyCreate(uint32_t id, const struct stat& st, double entryTimeout, double attrTimeout, uint64_t fh,
+                          bool keepCache) {
+  if (Request* r = claim(id)) {
+    fuse_entry_param e = entryOf(st, entryTimeout, attrTimeout);
+    fuse_file_info fi{};
+    fi.fh = fh;
+    fi.keep_cache = keepCache ? 1 : 0;
+    fuse_reply_create(r->req, &e, &fi);
+    delete r;
+  }
+}
+
+void Session::replyAttr(uint32_t id, const struct stat& st, double attrTimeout) {
+  if (Request* r = claim(id)) {
+    fuse_reply_attr(r->req, &st, attrTimeout);
+    delete r;
+  }
+}
+
+void Session::replyOpen(uint32_t id, uint64_t fh, bool keepCache, bool directIo) {
+  if (Request* r = claim(id)) {
+    fuse_file_info fi{};
+    fi.fh = fh;
+    fi.keep_cache = keepCache ? 1 : 0;
+    fi.direct_io = directIo ? 1 : 0;
+    fuse_reply_open(r->req, &fi);
+    delete r;
+  }
+}
+
+void Session::replyData(uint32_t id, const char* data, size_t size) {
+  if (Request* r = claim(id)) {
+    fuse_reply_buf(r->req, data, size);
+    delete r;
+  }
+}
+
+void Session::replyWrite(uint32_t id, size_t count) {
+  if (Request* r = claim(id)) {
+    fuse_reply_write(r->req, count);
+    delete r;
+  }
+}
+
+void Session::replyDir(uint32_t id, const std::vector<DirEntry>& listing, size_t offset) {
+  Request* r = claim(id);
+  if (r == nullptr) return;
+  std::vector<char> buf(r->size);
+  size_t used = 0;
+  for (size_t i = offset; i < listing.size(); i++) {
+    struct stat st {};
+    st.st_ino = listing[i].ino;
+    st.st_mode = listing[i].mode;
+    size_t need = fuse_add_direntry(r->req, buf.data() + used, buf.size() - used, listing[i].name.c_str(), &st,
+                                    static_cast<off_t>(i + 1));
+    if (need > buf.size() - used) break;
+    used += need;
+  }
+  fuse_reply_buf(r->req, buf.data(), used);
+  delete r;
+}
+
+void Session::replyStatfs(uint32_t id, const struct statvfs& sv) {
+  if (Request* r = claim(id)) {
+    fuse_reply_statfs(r->req, &sv);
+    delete r;
+  }
+}
+
+void Session::invalidate(uint64_t ino) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (unmounted_) return;
+    invalidations_.push_back(ino);
+  }
+  notifierCv_.notify_one();
+}
+
+void Session::notifier() {
+  std::unique_lock<std::mutex> g(mu_);
+  for (;;) {
+    notifierCv_.wait(g, [this] { return unmounted_ || !invalidations_.empty(); });
+    if (unmounted_) return;
+    uint64_t ino = invalidations_.front();
+    invalidations_.pop_front();
+    g.unlock();
+    // ENOENT: the kernel no longer knows the inode, so it caches nothing of it.
+    fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+    g.lock();
+  }
+}
+
+void Session::stop() {
+  if (se_ == nullptr) return;
+  stopping_.store(true, std::memory_order_release);
+  if (loopThread_.joinable()) loopThread_.join();
+  std::vector<Request*> left;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    unmounted_ = true;
+    left.assign(queue_.begin(), queue_.end());
+    queue_.clear();
+    for (auto& [id, r] : outstanding_) left.push_back(r);
+    outstanding_.clear();
+  }
+  notifierCv_.notify_all();
+  if (notifierThread_.joinable()) notifierThread_.join();
+  for (Request* r : left) {
+    if (r->req != nullptr) fuse_reply_err(r->req, EIO);
+    delete r;
+  }
+  fuse_session_unmount(se_);
+  fuse_session_destroy(se_);
+  se_ = nullptr;
+}
+
+}  // namespace cmkit::fuse

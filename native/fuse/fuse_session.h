@@ -1,0 +1,149 @@
+// A FUSE mount served from another thread: libfuse's low-level session, read by one
+// loop thread that never waits for the requests it reads to be answered.
+//
+// Threads and who may wait on whom:
+//   - The loop thread reads /dev/fuse, turns each request into a Request, queues it and
+//     calls `wake` (which must not block: the binding posts to a JS thread). It answers
+//     only FORGET (which wants no answer) and INIT itself. It polls with a timeout so
+//     stop() ends it within kPollMs whatever the kernel is doing.
+//   - The serving thread (one JS thread) takes queued requests and answers each exactly
+//     once, whenever its work is done, with the reply* calls. A reply is one write to
+//     /dev/fuse: it never waits for the loop thread.
+//   - The notifier thread sends cache invalidations to the kernel. They can wait on page
+//     locks that an unanswered READ holds, so they must never run on the serving thread
+//     (which is the one that would answer that READ).
+//
+// Invariants: every request taken is answered once (stop() answers what was never taken
+// and what was taken but not answered with EIO); after stop() the reply calls do nothing.
+#pragma once
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace cmkit::fuse {
+
+enum class Op : uint8_t {
+  Lookup,
+  Forget,
+  Getattr,
+  Setattr,
+  Opendir,
+  Readdir,
+  Releasedir,
+  Open,
+  Create,
+  Read,
+  Write,
+  Flush,
+  Fsync,
+  Release,
+  Unlink,
+  Rename,
+  Mkdir,
+  Rmdir,
+  Statfs,
+};
+
+// One kernel request, copied out of libfuse's buffer so it outlives the loop's callback.
+struct Request {
+  uint32_t id = 0;
+  Op op = Op::Lookup;
+  fuse_req_t req = nullptr;
+  uint64_t ino = 0;
+  uint64_t ino2 = 0;      // rename: the new parent
+  std::string name;       // lookup/create/unlink/mkdir/rmdir/rename: the entry's name
+  std::string name2;      // rename: the new name
+  uint64_t fh = 0;
+  int64_t offset = 0;
+  uint64_t size = 0;      // read: bytes wanted; forget: nlookup
+  uint32_t flags = 0;     // open/create: open flags; rename: RENAME_* flags
+  uint32_t mode = 0;
+  int toSet = 0;          // setattr: FUSE_SET_ATTR_* bits
+  struct stat attr {};    // setattr: the new values
+  std::vector<char> data;  // write
+};
+
+class Session {
+ public:
+  static constexpr int kPollMs = 100;
+
+  // Mounts at `mountpoint`. `wake` is called on the loop thread when requests arrive and
+  // the queue was empty (the serving thread then takes them all). On failure returns
+  // nullptr and sets `error`.
+  static std::unique_ptr<Session> mount(const std::string& mountpoint, const std::vector<std::string>& options,
+                                        std::function<void()> wake, std::string& error);
+  ~Session();
+
+  // Serving thread: every queued request, oldest first; each must be answered.
+  std::vector<Request*> take();
+  // False once the kernel ended the session (an outside umount) or stop() ran.
+  bool alive() const { return !stopped_.load(std::memory_order_acquire); }
+
+  // Answers; each frees the request. An id no longer outstanding is ignored.
+  void replyError(uint32_t id, int err);
+  void replyEntry(uint32_t id, const struct stat& st, double entryTimeout, double attrTimeout);
+  void replyCreate(uint32_t id, const struct stat& st, double entryTimeout, double attrTimeout, uint64_t fh,
+                   bool keepCache);
+  void replyAttr(uint32_t id, const struct stat& st, double attrTimeout);
+  // directIo: the kernel neither caches the file's pages nor clamps reads at its size.
+  void replyOpen(uint32_t id, uint64_t fh, bool keepCache, bool directIo);
+  void replyData(uint32_t id, const char* data, size_t size);
+  void replyWrite(uint32_t id, size_t count);
+  struct DirEntry {
+    std::string name;
+    uint64_t ino;
+    uint32_t mode;
+  };
+  // Entries from index `offset` of the directory's listing, as many as fit.
+  void replyDir(uint32_t id, const std::vector<DirEntry>& listing, size_t offset);
+  void replyStatfs(uint32_t id, const struct statvfs& sv);
+
+  // Queues "forget the attributes and cached pages of ino" for the notifier thread.
+  void invalidate(uint64_t ino);
+
+  // Ends the loop, answers everything outstanding with EIO, unmounts (lazily: a process
+  // that still has a file open sees ENOTCONN, and the mount point is free at once).
+  void stop();
+
+  // @internal libfuse callbacks.
+  void enqueue(Request* r);
+  void loopEnded();
+
+ private:
+  Session() = default;
+  Request* claim(uint32_t id);
+  void loop();
+  void notifier();
+
+  fuse_session* se_ = nullptr;
+  std::string mountpoint_;
+  std::function<void()> wake_;
+  std::thread loopThread_;
+  std::thread notifierThread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+
+  std::mutex mu_;  // guards queue_, outstanding_, nextId_, invalidations_, unmounted_
+  std::condition_variable notifierCv_;
+  std::deque<Request*> queue_;
+  std::unordered_map<uint32_t, Request*> outstanding_;
+  uint32_t nextId_ = 1;
+  std::deque<uint64_t> invalidations_;
+  bool unmounted_ = false;
+};
+
+}  // namespace cmkit::fuse

@@ -1,0 +1,486 @@
+/**
+ * A FUSE mount served from a cmkit cache: the kernel's file operations on the mount
+ * become cache reads, writes, truncations and flushes of the files of a
+ * DirectoryFileServer, and namespace RPCs (lookup, mkdir, rename...) on it.
+ *
+ * Threads: libfuse's loop thread reads the kernel's requests and queues them (see
+ * native/fuse/fuse_session.h); the JS thread that mounted takes them when woken and
+ * serves each as an async task, so requests waiting on the server overlap and none
+ * blocks the event loop. Every request is answered exactly once, with an errno if its
+ * task throws.
+ *
+ * What the kernel may cache, chosen so it never serves what the cache would not:
+ *   - attributes: 0 s. Each stat asks us, so the size includes unstored writes and a
+ *     change seen at the server shows at once.
+ *   - names: entryTimeoutS (default 1 s). A name created or removed outside the mount
+ *     may be unseen for that long; names changed through the mount are always current.
+ *   - pages: kept only while a file is open (no keep_cache), so each open reads through
+ *     the cache again (close-to-open, as NFS). When the server tells the cache that a file
+ *     changed (a callback break), the mount drops the kernel's pages of it at once.
+ *   - no writeback cache: every write reaches the cache before write(2) returns.
+ * A write is acknowledged once the cache holds it; close(2) and fsync(2) store the
+ * file's dirty data and report a store that failed.
+ */
+import { constants as osConstants } from 'node:os';
+
+import { CacheManager, type CacheManagerOptions } from '../cache/cache-manager.js';
+import type { CacheStats } from '../cache/layout.js';
+import type { Fid } from '../core/fid.js';
+import { invalidArgType, outOfRange } from '../core/errors.js';
+import { checkObject } from '../core/validate.js';
+import type { DirectoryFileServer, DirectoryServerCounters, DirEntryInfo, NodeAttr, NodeKind } from '../server/directory-file-server.js';
+import type { FileServer } from '../server/file-server.js';
+import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle } from './fuse.js';
+import { NodeTable, ROOT_INO } from './node-table.js';
+
+export interface CacheMountOptions {
+  /**
+   * Serve file data from a cmkit cache. false passes every read, write and truncation
+   * to the server as it comes: the mount a cache is measured against. @default true
+   */
+  readonly caching?: boolean;
+  /** Options of the cache the mount creates. @default blockSize 65536, cacheSize 256 MiB */
+  readonly cache?: CacheManagerOptions;
+  /** Seconds the kernel may keep a name's answer. @default 1 */
+  readonly entryTimeoutS?: number;
+}
+
+export interface MountStats {
+  /** Kernel requests served, by operation. */
+  readonly requests: Record<string, number>;
+  /** Requests answered with an error. */
+  readonly errors: number;
+  readonly cache: CacheStats | undefined;
+  readonly server: DirectoryServerCounters;
+  /** Nodes the kernel holds. */
+  readonly nodes: number;
+  readonly openFiles: number;
+}
+
+/** A file in the mount's root, found by lookup only, whose contents are the stats as JSON. */
+export const STATS_FILE = '.cmkit-stats';
+const STATS_INO = 2;
+const FIRST_INO = 3;
+const DEFAULT_MOUNT_CACHE: CacheManagerOptions = { blockSize: 65536, cacheSize: 256 * 1024 * 1024 };
+
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const SET_MODE = 1 << 0;
+const SET_SIZE = 1 << 3;
+const SET_ATIME = 1 << 4;
+const SET_MTIME = 1 << 5;
+const SET_ATIME_NOW = 1 << 7;
+const SET_MTIME_NOW = 1 << 8;
+const RENAME_NOREPLACE = 1;
+const { errno } = osConstants;
+
+interface OpenFile {
+  readonly ino: number;
+  readonly fid: Fid | undefined;
+  /** The stats file's snapshot, taken at open. */
+  readonly contents?: Uint8Array;
+}
+
+export class CacheMount {
+  readonly #server: DirectoryFileServer;
+  readonly #connection: FileServer;
+  readonly #cache: CacheManager | undefined;
+  readonly #session: FuseSessionHandle;
+  readonly #ops: FuseOps;
+  readonly #opNames: string[];
+  readonly #entryTimeoutS: number;
+  readonly #nodes = new NodeTable(FIRST_INO);
+  readonly #fidByIno = new Map<number, Fid>();
+  readonly #inoByFid = new Map<string, number>();
+  readonly #files = new Map<number, OpenFile>();
+  readonly #dirs = new Map<number, DirEntryInfo[]>();
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #requests: Record<string, number> = {};
+  readonly #ended: Promise<void>;
+  #resolveEnded!: () => void;
+  #nextFh = 1;
+  #errors = 0;
+  #unmounting: Promise<void> | undefined;
+
+  /** Mounts `server`'s tree at `mountpoint` (an existing empty directory). */
+  static mount(server: DirectoryFileServer, mountpoint: string, options: CacheMountOptions = {}): CacheMount {
+    if (typeof mountpoint !== 'string') throw invalidArgType('mountpoint', 'of type string', mountpoint);
+    checkObject(options, 'options');
+    const entryTimeoutS = options.entryTimeoutS ?? 1;
+    if (typeof entryTimeoutS !== 'number' || !(entryTimeoutS >= 0) || entryTimeoutS === Infinity) {
+      throw outOfRange('options.entryTimeoutS', 'a finite number >= 0', entryTimeoutS);
+    }
+    if (options.caching !== undefined && typeof options.caching !== 'boolean') {
+      throw invalidArgType('options.caching', 'of type boolean', options.caching);
+    }
+    return new CacheMount(server, mountpoint, options.caching ?? true, options.cache ?? {}, entryTimeoutS);
+  }
+
+  private constructor(server: DirectoryFileServer, mountpoint: string, caching: boolean, cacheOptions: CacheManagerOptions, entryTimeoutS: number) {
+    const fuse = loadFuse();
+    this.#server = server;
+    this.#ops = fuse.ops;
+    this.#opNames = [];
+    for (const [name, op] of Object.entries(fuse.ops)) this.#opNames[op] = name;
+    this.#entryTimeoutS = entryTimeoutS;
+    this.#connection = server.connect();
+    this.#cache = caching ? CacheManager.create(this.#connection, { ...DEFAULT_MOUNT_CACHE, ...cacheOptions }) : undefined;
+    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    const options = ['fsname=cmkit', 'subtype=cmkit', 'default_permissions'];
+    if (process.getuid?.() === 0) options.push('allow_other');
+    this.#session = new fuse.FuseSession(mountpoint, options, () => this.#drain());
+    // The server tells us a file changed: the kernel's pages of it are stale now.
+    this.#connection.onCallbackBreak((fid) => {
+      const ino = this.#inoByFid.get(fid.toString());
+      if (ino !== undefined) this.#session.invalidate(ino);
+    });
+  }
+
+  /** The cache serving the mount (undefined with caching off). */
+  get cache(): CacheManager | undefined {
+    return this.#cache;
+  }
+
+  /** Settles when the mount has gone: unmount() ran, or someone unmounted it from outside. */
+  get ended(): Promise<void> {
+    return this.#ended;
+  }
+
+  stats(): MountStats {
+    return {
+      requests: { ...this.#requests },
+      errors: this.#errors,
+      cache: this.#cache?.stats(),
+      server: { ...this.#server.counters },
+      nodes: this.#nodes.size,
+      openFiles: this.#files.size,
+    };
+  }
+
+  /**
+   * Unmounts, then stores every acknowledged write. The kernel's connection ends first, so
+   * no write can be acknowledged after the final flush; requests still unanswered get EIO
+   * and a process that still has a file open sees ENOTCONN. Rejects if the server refused
+   * the final stores (the data then stays in this process's cache).
+   */
+  unmount(): Promise<void> {
+    this.#unmounting ??= (async () => {
+      this.#session.stop();
+      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      try {
+        if (this.#cache !== undefined) await this.#cache.close();
+      } finally {
+        this.#resolveEnded();
+      }
+    })();
+    return this.#unmounting;
+  }
+
+  #drain(): void {
+    for (const r of this.#session.take()) this.#serve(r);
+    if (!this.#session.alive() && this.#unmounting === undefined) void this.unmount().catch(() => {});
+  }
+
+  #serve(r: FuseRequest): void {
+    const name = this.#opNames[r.op] ?? String(r.op);
+    this.#requests[name] = (this.#requests[name] ?? 0) + 1;
+    if (r.op === this.#ops.forget) {
+      this.#forget(r.ino, r.nlookup!);
+      return;
+    }
+    const task = this.#handle(r).catch((e: unknown) => {
+      this.#errors++;
+      this.#session.replyError(r.id, errnoOf(e));
+    });
+    this.#inFlight.add(task);
+    void task.finally(() => this.#inFlight.delete(task));
+  }
+
+  #handle(r: FuseRequest): Promise<void> {
+    const ops = this.#ops;
+    switch (r.op) {
+      case ops.lookup:
+        return this.#lookup(r);
+      case ops.getattr:
+        return this.#getattr(r);
+      case ops.setattr:
+        return this.#setattr(r);
+      case ops.opendir:
+        return this.#opendir(r);
+      case ops.readdir:
+        return this.#readdir(r);
+      case ops.releasedir:
+        this.#dirs.delete(r.fh!);
+        this.#session.replyError(r.id, 0);
+        return Promise.resolve();
+      case ops.open:
+        return this.#open(r);
+      case ops.create:
+        return this.#create(r);
+      case ops.read:
+        return this.#read(r);
+      case ops.write:
+        return this.#write(r);
+      case ops.flush:
+      case ops.fsync:
+        return this.#flush(r);
+      case ops.release:
+        this.#files.delete(r.fh!);
+        this.#session.replyError(r.id, 0);
+        return Promise.resolve();
+      case ops.unlink:
+        return this.#unlink(r);
+      case ops.rmdir:
+        return this.#rmdir(r);
+      case ops.mkdir:
+        return this.#mkdir(r);
+      case ops.rename:
+        return this.#rename(r);
+      case ops.statfs:
+        return this.#statfs(r);
+      default:
+        return Promise.reject(errnoError(errno.ENOSYS));
+    }
+  }
+
+  // ---- nodes ---------------------------------------------------------------------------
+
+  #pathOf(ino: number): string {
+    const p = this.#nodes.path(ino);
+    if (p === undefined) throw errnoError(errno.ENOENT);
+    return p;
+  }
+
+  #childPath(parent: number, name: string): string {
+    const p = this.#nodes.childPath(parent, name);
+    if (p === undefined) throw errnoError(errno.ENOENT);
+    return p;
+  }
+
+  #fidOf(ino: number): Fid {
+    const fid = this.#fidByIno.get(ino);
+    if (fid === undefined) throw errnoError(errno.EISDIR);
+    return fid;
+  }
+
+  /** Answers a lookup-like request: the node gets an id the kernel now holds. */
+  #entry(parent: number, name: string, attr: NodeAttr): { ino: number; attr: FuseAttr } {
+    const ino = this.#nodes.remember(parent, name);
+    if (attr.fid !== undefined) {
+      this.#fidByIno.set(ino, attr.fid);
+      this.#inoByFid.set(attr.fid.toString(), ino);
+    }
+    return { ino, attr: this.#fuseAttr(ino, attr) };
+  }
+
+  #forget(ino: number, n: number): void {
+    if (!this.#nodes.forget(ino, n)) return;
+    const fid = this.#fidByIno.get(ino);
+    if (fid === undefined) return;
+    this.#fidByIno.delete(ino);
+    if (this.#inoByFid.get(fid.toString()) === ino) this.#inoByFid.delete(fid.toString());
+  }
+
+  #fuseAttr(ino: number, a: NodeAttr): FuseAttr {
+    // The cache's length includes writes the server has not seen yet.
+    const size = a.fid !== undefined ? (this.#cache?.cachedLength(a.fid) ?? a.size) : a.size;
+    const blocks = a.fid !== undefined ? Math.ceil(size / 512) : a.blocks;
+    return [ino, a.mode, a.nlink, a.uid, a.gid, size, blocks, a.atimeMs, a.mtimeMs, a.ctimeMs];
+  }
+
+  #statsAttr(): FuseAttr {
+    const now = Date.now();
+    return [STATS_INO, S_IFREG | 0o444, 1, process.getuid?.() ?? 0, process.getgid?.() ?? 0, 0, 0, now, now, now];
+  }
+
+  // ---- operations ----------------------------------------------------------------------
+
+  async #lookup(r: FuseRequest): Promise<void> {
+    if (r.ino === ROOT_INO && r.name === STATS_FILE) {
+      this.#session.replyEntry(r.id, this.#statsAttr(), 0, 0);
+      return;
+    }
+    const attr = await this.#server.getattr(this.#childPath(r.ino, r.name!));
+    const e = this.#entry(r.ino, r.name!, attr);
+    this.#session.replyEntry(r.id, e.attr, this.#entryTimeoutS, 0);
+  }
+
+  async #getattr(r: FuseRequest): Promise<void> {
+    if (r.ino === STATS_INO) {
+      this.#session.replyAttr(r.id, this.#statsAttr(), 0);
+      return;
+    }
+    const attr = await this.#server.getattr(this.#pathOf(r.ino));
+    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), 0);
+  }
+
+  async #setattr(r: FuseRequest): Promise<void> {
+    if (r.ino === STATS_INO) throw errnoError(errno.EACCES);
+    const rel = this.#pathOf(r.ino);
+    const toSet = r.toSet!;
+    if ((toSet & SET_SIZE) !== 0) await this.#truncate(this.#fidOf(r.ino), r.size!);
+    const now = Date.now();
+    const changes = {
+      mode: (toSet & SET_MODE) !== 0 ? r.mode! : undefined,
+      atimeMs: (toSet & SET_ATIME_NOW) !== 0 ? now : (toSet & SET_ATIME) !== 0 ? r.atimeMs! : undefined,
+      mtimeMs: (toSet & SET_MTIME_NOW) !== 0 ? now : (toSet & SET_MTIME) !== 0 ? r.mtimeMs! : undefined,
+    };
+    const attr =
+      changes.mode !== undefined || changes.atimeMs !== undefined || changes.mtimeMs !== undefined
+        ? await this.#server.setattr(rel, changes)
+        : await this.#server.getattr(rel);
+    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), 0);
+  }
+
+  async #truncate(fid: Fid, length: number): Promise<void> {
+    if (this.#cache !== undefined) await this.#cache.truncate(fid, length);
+    else await this.#connection.storeData(fid, 0, new Uint8Array(0), { truncPos: length, fileLength: length });
+  }
+
+  async #opendir(r: FuseRequest): Promise<void> {
+    const listing = await this.#server.readdir(this.#pathOf(r.ino));
+    const fh = this.#nextFh++;
+    this.#dirs.set(fh, [{ name: '.', kind: 'directory' }, { name: '..', kind: 'directory' }, ...listing]);
+    this.#session.replyOpen(r.id, fh, false, false);
+  }
+
+  async #readdir(r: FuseRequest): Promise<void> {
+    const listing = this.#dirs.get(r.fh!);
+    if (listing === undefined) throw errnoError(errno.EBADF);
+    const names: string[] = [];
+    const inos: number[] = [];
+    const modes: number[] = [];
+    for (const e of listing) {
+      names.push(e.name);
+      // d_ino of a name the kernel has not looked up: any nonzero number (readdir(3)
+      // skips entries whose d_ino is 0); stat gives the real one.
+      inos.push(e.name === '.' ? r.ino : (this.#nodes.child(r.ino, e.name) ?? 0xffff_ffff));
+      modes.push(modeOfKind(e.kind));
+    }
+    this.#session.replyDir(r.id, names, inos, modes, r.offset!);
+  }
+
+  async #open(r: FuseRequest): Promise<void> {
+    if (r.ino === STATS_INO) {
+      const fh = this.#nextFh++;
+      const contents = new TextEncoder().encode(JSON.stringify(this.stats(), null, 2) + '\n');
+      this.#files.set(fh, { ino: r.ino, fid: undefined, contents });
+      this.#session.replyOpen(r.id, fh, false, true);
+      return;
+    }
+    const fid = this.#fidOf(r.ino);
+    // Close-to-open: a change made outside the server since we last looked shows now.
+    await this.#server.revalidate(fid);
+    const fh = this.#nextFh++;
+    this.#files.set(fh, { ino: r.ino, fid });
+    this.#session.replyOpen(r.id, fh, false, false);
+  }
+
+  async #create(r: FuseRequest): Promise<void> {
+    const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!);
+    const e = this.#entry(r.ino, r.name!, attr);
+    const fh = this.#nextFh++;
+    this.#files.set(fh, { ino: e.ino, fid: attr.fid });
+    this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, 0, fh, false);
+  }
+
+  async #read(r: FuseRequest): Promise<void> {
+    const file = this.#files.get(r.fh!);
+    if (file === undefined) throw errnoError(errno.EBADF);
+    if (file.contents !== undefined) {
+      this.#session.replyData(r.id, file.contents.subarray(r.offset!, r.offset! + r.size!));
+      return;
+    }
+    const fid = file.fid!;
+    const data =
+      this.#cache !== undefined
+        ? await this.#cache.read(fid, r.offset!, r.size!)
+        : (await this.#connection.fetchData(fid, r.offset!, r.size!)).data;
+    this.#session.replyData(r.id, data);
+  }
+
+  async #write(r: FuseRequest): Promise<void> {
+    const file = this.#files.get(r.fh!);
+    if (file === undefined || file.fid === undefined) throw errnoError(errno.EBADF);
+    if (this.#cache !== undefined) await this.#cache.write(file.fid, r.offset!, r.data!);
+    else await this.#connection.storeData(file.fid, r.offset!, r.data!);
+    this.#session.replyWrite(r.id, r.data!.length);
+  }
+
+  async #flush(r: FuseRequest): Promise<void> {
+    const file = this.#files.get(r.fh!);
+    if (file?.fid !== undefined && this.#cache !== undefined) await this.#cache.flush(file.fid);
+    this.#session.replyError(r.id, 0);
+  }
+
+  async #unlink(r: FuseRequest): Promise<void> {
+    const rel = this.#childPath(r.ino, r.name!);
+    await this.#storeBeforeRemoval(r.ino, r.name!);
+    await this.#server.unlink(rel);
+    this.#nodes.unlinked(r.ino, r.name!);
+    this.#session.replyError(r.id, 0);
+  }
+
+  /**
+   * A file about to lose its name stores its dirty data first: the cache would otherwise
+   * keep trying to store to a path that no longer exists.
+   */
+  async #storeBeforeRemoval(parent: number, name: string): Promise<void> {
+    const ino = this.#nodes.child(parent, name);
+    const fid = ino === undefined ? undefined : this.#fidByIno.get(ino);
+    if (fid !== undefined && this.#cache?.cachedLength(fid) !== undefined) await this.#cache.flush(fid);
+  }
+
+  async #rmdir(r: FuseRequest): Promise<void> {
+    await this.#server.rmdir(this.#childPath(r.ino, r.name!));
+    this.#nodes.unlinked(r.ino, r.name!);
+    this.#session.replyError(r.id, 0);
+  }
+
+  async #mkdir(r: FuseRequest): Promise<void> {
+    const attr = await this.#server.mkdir(this.#childPath(r.ino, r.name!), r.mode!);
+    const e = this.#entry(r.ino, r.name!, attr);
+    this.#session.replyEntry(r.id, e.attr, this.#entryTimeoutS, 0);
+  }
+
+  async #rename(r: FuseRequest): Promise<void> {
+    const flags = r.flags!;
+    if ((flags & ~RENAME_NOREPLACE) !== 0) throw errnoError(errno.EINVAL);
+    const from = this.#childPath(r.ino, r.name!);
+    const to = this.#childPath(r.newParent!, r.newName!);
+    if ((flags & RENAME_NOREPLACE) !== 0) {
+      const exists = await this.#server.getattr(to).then(
+        () => true,
+        () => false,
+      );
+      if (exists) throw errnoError(errno.EEXIST);
+    }
+    await this.#storeBeforeRemoval(r.newParent!, r.newName!);
+    await this.#server.rename(from, to);
+    this.#nodes.moved(r.ino, r.name!, r.newParent!, r.newName!);
+    this.#session.replyError(r.id, 0);
+  }
+
+  async #statfs(r: FuseRequest): Promise<void> {
+    const s = await this.#server.statfs();
+    this.#session.replyStatfs(r.id, [s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 255]);
+  }
+}
+
+function modeOfKind(kind: NodeKind): number {
+  return kind === 'directory' ? S_IFDIR : kind === 'symlink' ? S_IFLNK : S_IFREG;
+}
+
+function errnoError(code: number): Error & { errno: number } {
+  return Object.assign(new Error(`errno ${code}`), { errno: -code });
+}
+
+/** The errno a failed task answers with: the fs error's own, else EACCES or EIO. */
+function errnoOf(e: unknown): number {
+  const err = e as { errno?: unknown; code?: unknown };
+  if (typeof err?.errno === 'number' && err.errno < 0) return -err.errno;
+  if (err?.code === 'ERR_CMKIT_ACCESS_DENIED') return errno.EACCES;
+  if (err?.code === 'ERR_OUT_OF_RANGE') return errno.EFBIG;
+  return errno.EIO;
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+/**
+ * cmkit's command line:
+ *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--latency-ms <ms>] [--no-cache]
+ *   cmkit stats <mountpoint>
+ * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
+ * stores every acknowledged write and unmounts. Sizes take a K, M or G suffix (powers of
+ * 1024).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import { DirectoryFileServer } from '../server/directory-file-server.js';
+import { CacheMount, STATS_FILE } from './cache-mount.js';
+
+const USAGE = `usage:
+  cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--latency-ms <ms>] [--no-cache]
+  cmkit stats <mountpoint>`;
+
+class UsageError extends Error {}
+
+function parseSize(text: string, flag: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text);
+  if (m === null) throw new UsageError(`${flag} wants a size such as 268435456 or 256M, not '${text}'`);
+  const scale = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * scale;
+}
+
+function parseMount(args: string[]): { backing: string; mountpoint: string; cacheSize?: number; latencyMs: number; caching: boolean } {
+  const positional: string[] = [];
+  let cacheSize: number | undefined;
+  let latencyMs = 0;
+  let caching = true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--cache-size') cacheSize = parseSize(value(), a);
+    else if (a === '--latency-ms') {
+      latencyMs = Number(value());
+      if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
+    } else if (a === '--no-cache') caching = false;
+    else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 2) throw new UsageError('mount needs <backing-dir> and <mountpoint>');
+  return { backing: positional[0]!, mountpoint: positional[1]!, ...(cacheSize !== undefined ? { cacheSize } : {}), latencyMs, caching };
+}
+
+async function mount(args: string[]): Promise<number> {
+  const o = parseMount(args);
+  const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
+  const m = CacheMount.mount(server, path.resolve(o.mountpoint), {
+    caching: o.caching,
+    ...(o.cacheSize !== undefined ? { cache: { cacheSize: o.cacheSize } } : {}),
+  });
+  console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
+  let code = 0;
+  const stop = (signal: string): void => {
+    console.log(`cmkit: ${signal}: storing dirty data and unmounting`);
+    m.unmount().catch((e: unknown) => {
+      console.error(`cmkit: the server refused the final stores: ${(e as Error).message}`);
+      code = 1;
+    });
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  await m.ended;
+  await m.unmount().catch(() => {});
+  const s = m.stats();
+  console.log(`cmkit: unmounted; server fetched ${s.server.bytesFetched} bytes and stored ${s.server.bytesStored}`);
+  return code;
+}
+
+async function stats(args: string[]): Promise<number> {
+  if (args.length !== 1) throw new UsageError('stats needs <mountpoint>');
+  const text = await readFile(path.join(args[0]!, STATS_FILE), 'utf8');
+  process.stdout.write(text);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === 'mount') return await mount(rest);
+    if (command === 'stats') return await stats(rest);
+    throw new UsageError(command === undefined ? 'no command' : `unknown command '${command}'`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`cmkit: ${e.message}\n${USAGE}`);
+      return 2;
+    }
+    console.error(`cmkit: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+void main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,111 @@
+/**
+ * Loads the FUSE addon (native/fuse/, built only where libfuse3's development files were
+ * installed) and says why not when it cannot be used. Hand-written types of the addon.
+ */
+import { accessSync, constants, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+/** Operation numbers, as the addon's `ops` table gives them. */
+export interface FuseOps {
+  readonly lookup: number;
+  readonly forget: number;
+  readonly getattr: number;
+  readonly setattr: number;
+  readonly opendir: number;
+  readonly readdir: number;
+  readonly releasedir: number;
+  readonly open: number;
+  readonly create: number;
+  readonly read: number;
+  readonly write: number;
+  readonly flush: number;
+  readonly fsync: number;
+  readonly release: number;
+  readonly unlink: number;
+  readonly rename: number;
+  readonly mkdir: number;
+  readonly rmdir: number;
+  readonly statfs: number;
+}
+
+/** One kernel request; which fields are set depends on `op`. */
+export interface FuseRequest {
+  readonly id: number;
+  readonly op: number;
+  readonly ino: number;
+  readonly name?: string;
+  readonly newParent?: number;
+  readonly newName?: string;
+  readonly fh?: number;
+  readonly offset?: number;
+  readonly size?: number;
+  readonly flags?: number;
+  readonly mode?: number;
+  readonly toSet?: number;
+  readonly atimeMs?: number;
+  readonly mtimeMs?: number;
+  readonly nlookup?: number;
+  readonly data?: Buffer;
+}
+
+/** [ino, mode, nlink, uid, gid, size, blocks, atimeMs, mtimeMs, ctimeMs] */
+export type FuseAttr = [number, number, number, number, number, number, number, number, number, number];
+
+export interface FuseSessionHandle {
+  /** Every request queued since the last take; each must be answered exactly once. */
+  take(): FuseRequest[];
+  /** False once the kernel ended the session (an outside umount) or stop() ran. */
+  alive(): boolean;
+  replyError(id: number, errno: number): void;
+  replyEntry(id: number, attr: FuseAttr, entryTimeoutS: number, attrTimeoutS: number): void;
+  replyCreate(id: number, attr: FuseAttr, entryTimeoutS: number, attrTimeoutS: number, fh: number, keepCache: boolean): void;
+  replyAttr(id: number, attr: FuseAttr, attrTimeoutS: number): void;
+  replyOpen(id: number, fh: number, keepCache: boolean, directIo: boolean): void;
+  replyData(id: number, data: Uint8Array): void;
+  replyWrite(id: number, count: number): void;
+  replyDir(id: number, names: string[], inos: number[], modes: number[], offset: number): void;
+  replyStatfs(id: number, fields: [number, number, number, number, number, number, number]): void;
+  /** Drops the kernel's cached attributes and pages of `ino` (on another thread). */
+  invalidate(ino: number): void;
+  /** Answers what is outstanding with EIO and unmounts; waits at most ~100 ms for the loop. */
+  stop(): void;
+  ref(): void;
+  unref(): void;
+}
+
+export interface FuseAddon {
+  readonly FuseSession: new (mountpoint: string, options: string[], onWake: () => void) => FuseSessionHandle;
+  readonly ops: FuseOps;
+}
+
+const addonPath = path.join(__dirname, '..', '..', '..', 'build', 'Release', 'cmkit_fuse.node');
+
+let loaded: FuseAddon | undefined;
+
+/** Why FUSE cannot be used here, or undefined when it can. */
+export function fuseUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return `FUSE mounts need Linux (this is ${process.platform})`;
+  if (!existsSync(addonPath)) {
+    return 'the FUSE addon was not built: install libfuse3 development files (Debian: apt-get install fuse3 libfuse3-dev) and run npm install again';
+  }
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    return '/dev/fuse is missing or not readable and writable by this process';
+  }
+  return undefined;
+}
+
+/** The addon; throws with fuseUnavailable()'s reason when it cannot be used. */
+export function loadFuse(): FuseAddon {
+  if (loaded !== undefined) return loaded;
+  const why = fuseUnavailable();
+  if (why !== undefined) {
+    const e = new Error(`cmkit mount: ${why}`) as Error & { code: string };
+    e.code = 'ERR_CMKIT_NO_FUSE';
+    throw e;
+  }
+  loaded = createRequire(__filename)(addonPath) as FuseAddon;
+  return loaded;
+}
