@@ -26,5 +26,6 @@ export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1"
 export CMKIT_ADDON=$PWD/$out/cmkit-asan.node
 # A smaller fsx run: the full one already ran against the release build.
 export CMKIT_FSX_OPS=${CMKIT_FSX_OPS:-10000}
+export CMKIT_MOUNT_FSX_OPS=${CMKIT_MOUNT_FSX_OPS:-10000}
 echo "JS suite against $CMKIT_ADDON (ASan+UBSan)"
 node --test dist/test/*.test.js

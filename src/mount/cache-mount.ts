@@ -39,7 +39,7 @@ export interface CacheMountOptions {
    * to the server as it comes: the mount a cache is measured against. @default true
    */
   readonly caching?: boolean;
-  /** Options of the cache the mount creates. @default blockSize 65536, cacheSize 256 MiB */
+  /** Options of the cache the mount creates; unset ones take the mount's defaults (blockSize 65536, cacheSize 256 MiB), then the cache's. */
   readonly cache?: CacheManagerOptions;
   /** Seconds the kernel may keep a name's answer. @default 1 */
   readonly entryTimeoutS?: number;

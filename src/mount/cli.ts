@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * cmkit's command line:
- *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--latency-ms <ms>] [--no-cache]
+ *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
+ *               [--latency-ms <ms>] [--no-cache]
  *   cmkit stats <mountpoint>
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
  * stores every acknowledged write and unmounts. Sizes take a K, M or G suffix (powers of
@@ -10,11 +11,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import type { CacheManagerOptions } from '../cache/cache-manager.js';
 import { DirectoryFileServer } from '../server/directory-file-server.js';
 import { CacheMount, STATS_FILE } from './cache-mount.js';
 
 const USAGE = `usage:
-  cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--latency-ms <ms>] [--no-cache]
+  cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
+              [--latency-ms <ms>] [--no-cache]
   cmkit stats <mountpoint>`;
 
 class UsageError extends Error {}
@@ -26,9 +29,17 @@ function parseSize(text: string, flag: string): number {
   return Number(m[1]) * scale;
 }
 
-function parseMount(args: string[]): { backing: string; mountpoint: string; cacheSize?: number; latencyMs: number; caching: boolean } {
+interface MountArgs {
+  backing: string;
+  mountpoint: string;
+  cache: CacheManagerOptions;
+  latencyMs: number;
+  caching: boolean;
+}
+
+function parseMount(args: string[]): MountArgs {
   const positional: string[] = [];
-  let cacheSize: number | undefined;
+  const cache: { cacheSize?: number; blockSize?: number } = {};
   let latencyMs = 0;
   let caching = true;
   for (let i = 0; i < args.length; i++) {
@@ -38,7 +49,8 @@ function parseMount(args: string[]): { backing: string; mountpoint: string; cach
       if (v === undefined) throw new UsageError(`${a} needs a value`);
       return v;
     };
-    if (a === '--cache-size') cacheSize = parseSize(value(), a);
+    if (a === '--cache-size') cache.cacheSize = parseSize(value(), a);
+    else if (a === '--block-size') cache.blockSize = parseSize(value(), a);
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
@@ -47,16 +59,13 @@ function parseMount(args: string[]): { backing: string; mountpoint: string; cach
     else positional.push(a);
   }
   if (positional.length !== 2) throw new UsageError('mount needs <backing-dir> and <mountpoint>');
-  return { backing: positional[0]!, mountpoint: positional[1]!, ...(cacheSize !== undefined ? { cacheSize } : {}), latencyMs, caching };
+  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, caching };
 }
 
 async function mount(args: string[]): Promise<number> {
   const o = parseMount(args);
   const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
-  const m = CacheMount.mount(server, path.resolve(o.mountpoint), {
-    caching: o.caching,
-    ...(o.cacheSize !== undefined ? { cache: { cacheSize: o.cacheSize } } : {}),
-  });
+  const m = CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache });
   console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
   let code = 0;
   const stop = (signal: string): void => {

@@ -1,0 +1,265 @@
+/**
+ * The FUSE mount, met by programs nobody here wrote: cp, cmp, tar, diff, and this
+ * project's exerciser through plain system calls. Each test runs `cmkit mount` as its own
+ * process (the mount must keep serving while this process blocks in a system call on it).
+ * Skipped, with the reason, where FUSE cannot be used.
+ */
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { fuseUnavailable } from '../src/mount/fuse.js';
+import { STATS_FILE, type MountStats } from '../src/mount/cache-mount.js';
+import { firstDifference, patterned } from './helpers/files.js';
+import { runFsx, type FsxTarget } from './helpers/fsx.js';
+import { seededRandom } from './helpers/random.js';
+
+const skip = fuseUnavailable();
+if (skip !== undefined) console.log(`# FUSE tests skipped: ${skip}`);
+const CLI = path.join(__dirname, '..', 'src', 'mount', 'cli.js');
+const REPO = path.join(__dirname, '..', '..');
+const FSX_OPS = Number(process.env['CMKIT_MOUNT_FSX_OPS'] ?? 100_000);
+
+interface Mounted {
+  readonly backing: string;
+  readonly mountpoint: string;
+  readonly cli: ChildProcess;
+  readonly output: () => string;
+  /** Sends `signal` and resolves to the exit code once the CLI has unmounted and exited. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+async function mount(base: string, extra: string[] = []): Promise<Mounted> {
+  const backing = path.join(base, 'backing');
+  const mountpoint = path.join(base, 'mnt');
+  mkdirSync(backing, { recursive: true });
+  mkdirSync(mountpoint, { recursive: true });
+  const cli = spawn(process.execPath, [CLI, 'mount', backing, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  cli.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  cli.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (out.includes('cmkit: mounted')) {
+        clearInterval(check);
+        resolve();
+      } else if (cli.exitCode !== null) {
+        clearInterval(check);
+        reject(new Error(`cmkit mount exited: ${out}`));
+      }
+    }, 10);
+  });
+  return {
+    backing,
+    mountpoint,
+    cli,
+    output: () => out,
+    stop: async (signal = 'SIGTERM') => {
+      if (cli.exitCode === null) cli.kill(signal);
+      return exited;
+    },
+  };
+}
+
+function mounted(mountpoint: string): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[1] === mountpoint);
+}
+
+async function withMount(name: string, extra: string[], body: (m: Mounted) => Promise<void>): Promise<void> {
+  const base = mkdtempSync(path.join(os.tmpdir(), `cmkit-${name}-`));
+  let m: Mounted | undefined;
+  try {
+    m = await mount(base, extra);
+    await body(m);
+  } finally {
+    if (m !== undefined) {
+      await m.stop();
+      if (mounted(m.mountpoint)) execFileSync('umount', ['-l', m.mountpoint]);
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+function stats(m: Mounted): MountStats {
+  return JSON.parse(readFileSync(path.join(m.mountpoint, STATS_FILE), 'utf8')) as MountStats;
+}
+
+test('cp of a 64 MiB file over an existing one: cmp identical, 0 bytes fetched for the overwrite', { skip, timeout: 120_000 }, async () => {
+  await withMount('cp', [], async (m) => {
+    const size = 64 * 1024 * 1024;
+    writeFileSync(path.join(m.backing, 'big'), patterned(size, 7));
+    const source = path.join(m.backing, '..', 'source');
+    writeFileSync(source, patterned(size, 8));
+    const before = stats(m).server;
+    execFileSync('cp', [source, path.join(m.mountpoint, 'big')]);
+    const after = stats(m).server;
+    assert.equal(after.bytesFetched - before.bytesFetched, 0, 'the overwrite fetched nothing');
+    assert.ok(after.bytesStored - before.bytesStored >= size, 'close stored the new contents');
+    execFileSync('cmp', [source, path.join(m.mountpoint, 'big')]);
+    execFileSync('cmp', [source, path.join(m.backing, 'big')]);
+    // The CLI prints the counters too.
+    const printed = execFileSync(process.execPath, [CLI, 'stats', m.mountpoint], { encoding: 'utf8' });
+    assert.ok((JSON.parse(printed) as MountStats).requests['write']! > 0);
+  });
+});
+
+test('a source tree copied in with tar and out again: diff -r is clean', { skip, timeout: 120_000 }, async () => {
+  await withMount('tar', [], async (m) => {
+    const trees = ['src', 'native', 'test'];
+    const inside = path.join(m.mountpoint, 'tree');
+    mkdirSync(inside);
+    execFileSync('sh', ['-c', `tar -C "${REPO}" -cf - ${trees.join(' ')} | tar -C "${inside}" -xf -`]);
+    const out = path.join(m.backing, '..', 'out');
+    mkdirSync(out);
+    execFileSync('sh', ['-c', `tar -C "${inside}" -cf - . | tar -C "${out}" -xf -`]);
+    for (const t of trees) execFileSync('diff', ['-r', path.join(REPO, t), path.join(out, t)]);
+    // Renames and removals through the mount reach the backing tree.
+    execFileSync('mv', [path.join(inside, 'src'), path.join(inside, 'moved')]);
+    execFileSync('rm', ['-r', path.join(inside, 'test')]);
+    assert.equal(await m.stop(), 0);
+    execFileSync('diff', ['-r', path.join(REPO, 'src'), path.join(m.backing, 'tree', 'moved')]);
+    execFileSync('diff', ['-r', path.join(REPO, 'native'), path.join(m.backing, 'tree', 'native')]);
+    assert.deepEqual(execFileSync('ls', [path.join(m.backing, 'tree')], { encoding: 'utf8' }).split('\n').filter(Boolean), ['moved', 'native']);
+  });
+});
+
+test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, never a wrong byte`, { skip, timeout: 30 * 60_000 }, async (t) => {
+  const BLOCK = 4096;
+  const CHUNK = 16384;
+  // A cache far smaller than the files' traffic: buffers are recycled all the time.
+  await withMount('fsx', ['--block-size', '4096', '--cache-size', '1M'], async (m) => {
+    const { next, seed } = seededRandom();
+    t.diagnostic(`seed ${seed} (replay: CMKIT_SEED=${seed} CMKIT_MOUNT_FSX_OPS=${FSX_OPS} node --test dist/test/mount-fuse.test.js)`);
+    const sizes = [BLOCK - 1, CHUNK + 1, 3 * CHUNK - BLOCK / 2, 7 * CHUNK + 3];
+    const initial = sizes.map((size, k) => {
+      const b = new Uint8Array(size);
+      for (let i = 0; i < size; i++) b[i] = next() & 0xff;
+      writeFileSync(path.join(m.backing, `f${k}`), b);
+      return b;
+    });
+    const inMount = (k: number): string => path.join(m.mountpoint, `f${k}`);
+    const handles: FileHandle[] = [];
+    for (let k = 0; k < sizes.length; k++) handles.push(await open(inMount(k), 'r+'));
+    const reopen = async (k: number): Promise<void> => {
+      await handles[k]!.close();
+      handles[k] = await open(inMount(k), 'r+');
+    };
+    const target: FsxTarget = {
+      read: async (k, offset, length) => {
+        const bytes = new Uint8Array(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await handles[k]!.read(bytes, got, length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return { bytes: bytes.subarray(0, got), failures: 0 };
+      },
+      write: async (k, offset, data) => {
+        let put = 0;
+        while (put < data.length) put += (await handles[k]!.write(data, put, data.length - put, offset + put)).bytesWritten;
+        return 0;
+      },
+      truncate: async (k, length) => {
+        await handles[k]!.truncate(length);
+        return 0;
+      },
+      flush: async (k) => {
+        await handles[k]!.sync();
+        return 0;
+      },
+      // Close and open again: the kernel drops its pages, the cache revalidates.
+      evict: async (k) => {
+        await reopen(k);
+        return 0;
+      },
+      serverContents: async (k) => new Uint8Array(await readFile(path.join(m.backing, `f${k}`))),
+      // Another writer changes the backing file directly; we see it after the next
+      // open (close-to-open consistency, as NFS gives).
+      secondClient: async (k, offset, data) => {
+        const h = await open(path.join(m.backing, `f${k}`), 'r+');
+        try {
+          await h.write(data, 0, data.length, offset);
+        } finally {
+          await h.close();
+        }
+        await reopen(k);
+        return 0;
+      },
+    };
+    try {
+      const { counts } = await runFsx({ ops: FSX_OPS, block: BLOCK, chunk: CHUNK, initial, target, next, seed });
+      t.diagnostic(`operations: ${JSON.stringify(counts)}`);
+      t.diagnostic(`mount stats: ${JSON.stringify(stats(m))}`);
+    } finally {
+      for (const h of handles) await h.close();
+    }
+  });
+});
+
+test('SIGTERM during writes: every acknowledged byte is in the backing directory, and no mount is left', { skip, timeout: 120_000 }, async () => {
+  await withMount('sigterm', [], async (m) => {
+    const RECORD = 64 * 1024;
+    // The writer prints how many bytes write(2) has acknowledged, after each record.
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
+        const fs = require('fs');
+        const [file, dir, record] = process.argv.slice(1);
+        const fd = fs.openSync(file, 'w');
+        const buf = Buffer.alloc(Number(record));
+        try {
+          for (let i = 0; ; i++) {
+            buf.fill(i & 0xff);
+            buf.writeUInt32LE(i, 0);
+            fs.writeSync(fd, buf, 0, buf.length, i * buf.length);
+            fs.writeFileSync(dir + '/small-' + i, 'record ' + i + '\\n');
+            process.stdout.write('acked ' + (i + 1) + '\\n');
+          }
+        } catch (e) {
+          process.stdout.write('stopped ' + e.code + '\\n');
+        }
+        `,
+        path.join(m.mountpoint, 'log'),
+        m.mountpoint,
+        String(RECORD),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    writer.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const writerDone = new Promise<void>((resolve) => writer.on('exit', () => resolve()));
+    // Let it write a while (tens of MiB), then stop the mount under it.
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if ((out.match(/acked/g) ?? []).length >= 200) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 5);
+    });
+    assert.equal(await m.stop('SIGTERM'), 0, m.output());
+    await writerDone;
+    const acked = Math.max(0, ...[...out.matchAll(/acked (\d+)/g)].map((x) => Number(x[1])));
+    assert.ok(acked >= 200, out.slice(-200));
+    assert.match(out, /stopped/, 'the writer saw the mount go');
+    assert.equal(mounted(m.mountpoint), false, 'no mount is left');
+    const log = readFileSync(path.join(m.backing, 'log'));
+    assert.ok(log.length >= acked * RECORD, `backing file holds ${log.length} bytes, ${acked * RECORD} acknowledged`);
+    for (let i = 0; i < acked; i++) {
+      const rec = log.subarray(i * RECORD, (i + 1) * RECORD);
+      assert.equal(rec.readUInt32LE(0), i, `record ${i}`);
+      assert.equal(firstDifference(rec.subarray(4), new Uint8Array(RECORD - 4).fill(i & 0xff)), -1, `record ${i}`);
+      assert.equal(readFileSync(path.join(m.backing, `small-${i}`), 'utf8'), `record ${i}\n`);
+    }
+  });
+});
