@@ -22,6 +22,7 @@ import { b8 } from './rows/b8-cached-read.js';
 import { b9 } from './rows/b9-tracing.js';
 import { b10 } from './rows/b10-fair-share.js';
 import { b11 } from './rows/b11-pags.js';
+import { b12 } from './rows/b12-mount.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
 
@@ -37,6 +38,7 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B9', b9],
   ['B10', b10],
   ['B11', b11],
+  ['B12', b12],
 ];
 
 async function main(): Promise<void> {
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
     if (only !== undefined && !only.includes(id)) continue;
     console.log(`[${elapsed()}] ${id} ...`);
     const row = await fn(ctx);
+    if (row === undefined) continue;
     rows.push(row);
     console.log(`[${elapsed()}] ${id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
   }

@@ -28,4 +28,5 @@ export interface RowContext {
   progress(message: string): void;
 }
 
-export type RowFn = (ctx: RowContext) => Promise<Row>;
+/** A row, or undefined when it cannot run here (it says why through ctx.progress). */
+export type RowFn = (ctx: RowContext) => Promise<Row | undefined>;

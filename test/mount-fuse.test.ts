@@ -181,6 +181,8 @@ test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, neve
         return 0;
       },
       serverContents: async (k) => new Uint8Array(await readFile(path.join(m.backing, `f${k}`))),
+      describe: async (k) =>
+        `(fstat size ${(await handles[k]!.stat()).size}, backing size ${(await readFile(path.join(m.backing, `f${k}`))).length})`,
       // Another writer changes the backing file directly; we see it after the next
       // open (close-to-open consistency, as NFS gives).
       secondClient: async (k, offset, data) => {

@@ -86,6 +86,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                            InstanceMethod("replyDir", &FuseSession::replyDir),
                            InstanceMethod("replyStatfs", &FuseSession::replyStatfs),
                            InstanceMethod("invalidate", &FuseSession::invalidate),
+                           InstanceMethod("invalidated", &FuseSession::invalidated),
                            InstanceMethod("stop", &FuseSession::stop),
                            InstanceMethod("ref", &FuseSession::ref),
                            InstanceMethod("unref", &FuseSession::unref),
@@ -318,8 +319,12 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   Napi::Value invalidate(const Napi::CallbackInfo& info) {
-    if (session_ && info[0].IsNumber()) session_->invalidate(static_cast<uint64_t>(num(info, 0)));
-    return info.Env().Undefined();
+    if (!session_ || !info[0].IsNumber()) return Napi::Number::New(info.Env(), 0);
+    return Napi::Number::New(info.Env(), static_cast<double>(session_->invalidate(static_cast<uint64_t>(num(info, 0)))));
+  }
+
+  Napi::Value invalidated(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), session_ ? static_cast<double>(session_->invalidated()) : 1e300);
   }
 
   Napi::Value stop(const Napi::CallbackInfo& info) {

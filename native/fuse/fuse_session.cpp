@@ -368,13 +368,19 @@ void Session::replyStatfs(uint32_t id, const struct statvfs& sv) {
   }
 }
 
-void Session::invalidate(uint64_t ino) {
+uint64_t Session::invalidate(uint64_t ino) {
+  uint64_t ticket;
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (unmounted_) return;
+    ticket = ++tickets_;
+    if (unmounted_) {
+      invalidated_.store(ticket, std::memory_order_release);
+      return ticket;
+    }
     invalidations_.push_back(ino);
   }
   notifierCv_.notify_one();
+  return ticket;
 }
 
 void Session::notifier() {
@@ -387,6 +393,8 @@ void Session::notifier() {
     g.unlock();
     // ENOENT: the kernel no longer knows the inode, so it caches nothing of it.
     fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+    invalidated_.fetch_add(1, std::memory_order_acq_rel);
+    if (wake_) wake_();
     g.lock();
   }
 }
@@ -399,6 +407,7 @@ void Session::stop() {
   {
     std::lock_guard<std::mutex> g(mu_);
     unmounted_ = true;
+    invalidated_.store(tickets_, std::memory_order_release);
     left.assign(queue_.begin(), queue_.end());
     queue_.clear();
     for (auto& [id, r] : outstanding_) left.push_back(r);

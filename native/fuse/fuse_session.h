@@ -112,8 +112,11 @@ class Session {
   void replyDir(uint32_t id, const std::vector<DirEntry>& listing, size_t offset);
   void replyStatfs(uint32_t id, const struct statvfs& sv);
 
-  // Queues "forget the attributes and cached pages of ino" for the notifier thread.
-  void invalidate(uint64_t ino);
+  // Queues "forget the attributes and cached pages of ino" for the notifier thread;
+  // returns a ticket. Invalidations are sent in ticket order, and `wake` is called after
+  // each, so the serving thread can wait (without blocking) for invalidated() >= ticket.
+  uint64_t invalidate(uint64_t ino);
+  uint64_t invalidated() const { return invalidated_.load(std::memory_order_acquire); }
 
   // Ends the loop, answers everything outstanding with EIO, unmounts (lazily: a process
   // that still has a file open sees ENOTCONN, and the mount point is free at once).
@@ -143,6 +146,8 @@ class Session {
   std::unordered_map<uint32_t, Request*> outstanding_;
   uint32_t nextId_ = 1;
   std::deque<uint64_t> invalidations_;
+  uint64_t tickets_ = 0;
+  std::atomic<uint64_t> invalidated_{0};
   bool unmounted_ = false;
 };
 

@@ -96,6 +96,9 @@ export class CacheMount {
   readonly #files = new Map<number, OpenFile>();
   readonly #dirs = new Map<number, DirEntryInfo[]>();
   readonly #inFlight = new Set<Promise<void>>();
+  /** ino -> ticket of the kernel invalidation a callback break asked for. */
+  readonly #invalidating = new Map<number, number>();
+  readonly #invalidationWaiters: Array<{ ticket: number; resolve: () => void }> = [];
   readonly #requests: Record<string, number> = {};
   readonly #ended: Promise<void>;
   #resolveEnded!: () => void;
@@ -133,7 +136,7 @@ export class CacheMount {
     // The server tells us a file changed: the kernel's pages of it are stale now.
     this.#connection.onCallbackBreak((fid) => {
       const ino = this.#inoByFid.get(fid.toString());
-      if (ino !== undefined) this.#session.invalidate(ino);
+      if (ino !== undefined) this.#invalidating.set(ino, this.#session.invalidate(ino));
     });
   }
 
@@ -179,6 +182,15 @@ export class CacheMount {
 
   #drain(): void {
     for (const r of this.#session.take()) this.#serve(r);
+    if (this.#invalidationWaiters.length > 0) {
+      const done = this.#session.invalidated();
+      for (let i = this.#invalidationWaiters.length - 1; i >= 0; i--) {
+        const w = this.#invalidationWaiters[i]!;
+        if (w.ticket > done) continue;
+        this.#invalidationWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
     if (!this.#session.alive() && this.#unmounting === undefined) void this.unmount().catch(() => {});
   }
 
@@ -371,10 +383,23 @@ export class CacheMount {
     }
     const fid = this.#fidOf(r.ino);
     // Close-to-open: a change made outside the server since we last looked shows now.
+    // The kernel drops its pages at open, but not the size it holds: that goes with the
+    // invalidation a callback break sends, which must land before the open is answered.
     await this.#server.revalidate(fid);
+    await this.#invalidated(r.ino);
     const fh = this.#nextFh++;
     this.#files.set(fh, { ino: r.ino, fid });
     this.#session.replyOpen(r.id, fh, false, false);
+  }
+
+  /** Resolves once the kernel has dropped what a callback break on `ino` made stale. */
+  async #invalidated(ino: number): Promise<void> {
+    const ticket = this.#invalidating.get(ino);
+    if (ticket === undefined) return;
+    if (this.#session.invalidated() < ticket) {
+      await new Promise<void>((resolve) => this.#invalidationWaiters.push({ ticket, resolve }));
+    }
+    if (this.#invalidating.get(ino) === ticket) this.#invalidating.delete(ino);
   }
 
   async #create(r: FuseRequest): Promise<void> {

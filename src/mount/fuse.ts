@@ -66,8 +66,13 @@ export interface FuseSessionHandle {
   replyWrite(id: number, count: number): void;
   replyDir(id: number, names: string[], inos: number[], modes: number[], offset: number): void;
   replyStatfs(id: number, fields: [number, number, number, number, number, number, number]): void;
-  /** Drops the kernel's cached attributes and pages of `ino` (on another thread). */
-  invalidate(ino: number): void;
+  /**
+   * Drops the kernel's cached attributes and pages of `ino`, on another thread (it may
+   * wait for page locks that our unanswered reads hold). Returns a ticket: done once
+   * invalidated() reaches it; the session wakes us after each.
+   */
+  invalidate(ino: number): number;
+  invalidated(): number;
   /** Answers what is outstanding with EIO and unmounts; waits at most ~100 ms for the loop. */
   stop(): void;
   ref(): void;

@@ -21,6 +21,8 @@ export interface FsxTarget {
   serverContents(k: number): Promise<Uint8Array>;
   /** Another client writes to file k (after a flush of ours, so the outcome is defined). */
   secondClient(k: number, offset: number, data: Uint8Array): Promise<number>;
+  /** What the target can tell of file k when a check fails. */
+  describe?(k: number): Promise<string>;
 }
 
 export interface FsxRun {
@@ -73,9 +75,12 @@ export async function runFsx(run: FsxRun): Promise<{ counts: Record<string, numb
       const r = await target.read(k, offset, length);
       failures += r.failures;
       const want = model.subarray(offset, offset + length);
-      assert.equal(r.bytes.length, want.length, `${where}: read length`);
       const d = firstDifference(r.bytes, want);
-      assert.equal(d, -1, `${where}: wrong byte at ${offset + d}`);
+      if (d !== -1) {
+        const seen = (await target.describe?.(k)) ?? '';
+        assert.equal(r.bytes.length, want.length, `${where}: read length at ${offset} (model size ${size}) ${seen}`);
+        assert.equal(d, -1, `${where}: wrong byte at ${offset + d} ${seen}`);
+      }
       count('read');
     } else if (kind < 70) {
       const offset = rand(size + CHUNK);

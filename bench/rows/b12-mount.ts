@@ -1,0 +1,120 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { fuseUnavailable } from '../../src/mount/fuse.js';
+import { median, round } from '../measure.js';
+import type { RowFn } from '../row.js';
+
+const MiB = 1024 * 1024;
+const CLI = path.join(__dirname, '..', '..', 'src', 'mount', 'cli.js');
+
+/** `cmkit mount` as its own process, as users run it; resolves once it serves. */
+async function mountCli(backing: string, mountpoint: string, extra: string[]): Promise<ChildProcess> {
+  const cli = spawn(process.execPath, [CLI, 'mount', backing, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    cli.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('cmkit: mounted')) resolve();
+    });
+    cli.on('exit', () => reject(new Error(`cmkit mount exited: ${out}`)));
+  });
+  return cli;
+}
+
+async function unmountCli(cli: ChildProcess, mountpoint: string): Promise<void> {
+  const exited = new Promise<void>((resolve) => cli.once('exit', () => resolve()));
+  cli.kill('SIGTERM');
+  await exited;
+  if (readFileSync('/proc/self/mounts', 'utf8').includes(` ${mountpoint} `)) execFileSync('umount', ['-l', mountpoint]);
+}
+
+/** Reads the whole file in 1 MiB read(2)s, as cp or a sequential reader does; bytes/s. */
+function readRate(file: string, size: number): number {
+  const buf = Buffer.allocUnsafe(MiB);
+  const fd = openSync(file, 'r');
+  try {
+    const t0 = performance.now();
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      total += n;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (total !== size) throw new Error(`B12: read ${total} bytes of ${size}`);
+    return size / seconds;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * B12: sequential reads of a big file through `cmkit mount` over a backing directory with
+ * 1 ms injected latency per RPC: cold (a fresh mount) and warm (the cache holds the file;
+ * each read is a new open, so the kernel's page cache, dropped at open, serves nothing),
+ * against the same mount with caching off (every kernel read is one RPC).
+ */
+export const b12: RowFn = async (ctx) => {
+  const why = fuseUnavailable();
+  if (why !== undefined) {
+    ctx.progress(`B12 skipped: ${why}`);
+    return undefined;
+  }
+  const size = (ctx.quick ? 64 : 256) * MiB;
+  const base = mkdtempSync(path.join(os.tmpdir(), 'cmkit-b12-'));
+  const backing = path.join(base, 'backing');
+  const mnt = path.join(base, 'mnt');
+  mkdirSync(backing);
+  mkdirSync(mnt);
+  try {
+    const data = Buffer.allocUnsafe(size);
+    randomFillSync(data);
+    writeFileSync(path.join(backing, 'file'), data);
+    const floor = median([0, 1, 2].map(() => readRate(path.join(backing, 'file'), size)));
+
+    ctx.progress(`B12: ${size >> 20} MiB through the mount with caching off`);
+    const uncached: number[] = [];
+    let cli = await mountCli(backing, mnt, ['--no-cache', '--latency-ms', '1']);
+    try {
+      for (let i = 0; i < 2; i++) uncached.push(readRate(path.join(mnt, 'file'), size));
+    } finally {
+      await unmountCli(cli, mnt);
+    }
+
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      ctx.progress(`B12: cold and warm reads through the cache, run ${rep + 1} of 3`);
+      cli = await mountCli(backing, mnt, ['--latency-ms', '1', '--cache-size', `${(size >> 20) + 64}M`]);
+      try {
+        cold.push(readRate(path.join(mnt, 'file'), size));
+        for (let i = 0; i < 2; i++) warm.push(readRate(path.join(mnt, 'file'), size));
+      } finally {
+        await unmountCli(cli, mnt);
+      }
+    }
+    const base0 = median(uncached);
+    const warmRatio = median(warm) / base0;
+    const coldRatio = median(cold) / base0;
+    return {
+      id: 'B12',
+      name: `Sequential read of ${size >> 20} MiB through cmkit mount, 1 ms RPC latency`,
+      metric: 'MiB/s warm',
+      unit: 'MiB/s',
+      value: round(median(warm) / MiB),
+      baseline: round(base0 / MiB),
+      peer: null,
+      floor: round(floor / MiB),
+      ratio: round(warmRatio),
+      goal: 'warm >= 20x the mount with caching off, cold >= 3x',
+      met: warmRatio >= 20 && coldRatio >= 3,
+      extra: { 'MiB/s cold': round(median(cold) / MiB), 'cold / caching off': round(coldRatio) },
+    };
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+};
