@@ -30,5 +30,8 @@ export const {
   Rights,
   Tracer,
   TRACE_CATEGORIES,
+  CacheMount,
+  STATS_FILE,
+  fuseUnavailable,
 } = cmkit;
 export default cmkit;

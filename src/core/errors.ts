@@ -17,6 +17,8 @@
  * - `ERR_CMKIT_TABLE_FULL` (Error): every entry of a RefTable is held.
  * - `ERR_CMKIT_NO_SUCH_PAG` (TypeError): a PAG id that names no live PAG (logged out).
  * - `ERR_CMKIT_ACCESS_DENIED` (Error): the server grants the caller's PAG no such right.
+ * - `ERR_CMKIT_NO_FUSE` (Error): a mount where FUSE cannot be used; the message says why.
+ * - `ERR_CMKIT_MOUNT_FAILED` (Error): the kernel refused the mount (raised by the FUSE addon).
  *
  * Errors from the addon use the same codes; native/addon/errors.cpp makes them.
  */
@@ -31,7 +33,9 @@ export type ErrorCode =
   | 'ERR_CMKIT_LOCK_HELD'
   | 'ERR_CMKIT_TABLE_FULL'
   | 'ERR_CMKIT_NO_SUCH_PAG'
-  | 'ERR_CMKIT_ACCESS_DENIED';
+  | 'ERR_CMKIT_ACCESS_DENIED'
+  | 'ERR_CMKIT_NO_FUSE'
+  | 'ERR_CMKIT_MOUNT_FAILED';
 
 export interface CmkitErrorFields {
   readonly code: ErrorCode;

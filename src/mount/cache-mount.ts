@@ -63,6 +63,10 @@ const STATS_INO = 2;
 const FIRST_INO = 3;
 const DEFAULT_MOUNT_CACHE: CacheManagerOptions = { blockSize: 65536, cacheSize: 256 * 1024 * 1024 };
 
+/** The kernel's largest read (max_write, which sets max_pages, in native/fuse). */
+const READ_BUFFER = 1024 * 1024;
+const MAX_READ_BUFFERS = 16;
+
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
@@ -102,6 +106,7 @@ export class CacheMount {
   readonly #requests: Record<string, number> = {};
   readonly #ended: Promise<void>;
   #resolveEnded!: () => void;
+  readonly #readBuffers: Buffer[] = [];
   #nextFh = 1;
   #errors = 0;
   #unmounting: Promise<void> | undefined;
@@ -418,11 +423,20 @@ export class CacheMount {
       return;
     }
     const fid = file.fid!;
-    const data =
-      this.#cache !== undefined
-        ? await this.#cache.read(fid, r.offset!, r.size!)
-        : (await this.#connection.fetchData(fid, r.offset!, r.size!)).data;
-    this.#session.replyData(r.id, data);
+    if (this.#cache === undefined) {
+      this.#session.replyData(r.id, (await this.#connection.fetchData(fid, r.offset!, r.size!)).data);
+      return;
+    }
+    // The reply copies the bytes into the kernel at once, so one read's buffer serves the
+    // next: no allocation (and no zero-filling) per request.
+    const buf = this.#readBuffers.pop() ?? Buffer.allocUnsafe(Math.max(r.size!, READ_BUFFER));
+    try {
+      const into = buf.length >= r.size! ? buf.subarray(0, r.size!) : Buffer.allocUnsafe(r.size!);
+      const n = await this.#cache.readInto(fid, r.offset!, into);
+      this.#session.replyData(r.id, into.subarray(0, n));
+    } finally {
+      if (this.#readBuffers.length < MAX_READ_BUFFERS) this.#readBuffers.push(buf);
+    }
   }
 
   async #write(r: FuseRequest): Promise<void> {
