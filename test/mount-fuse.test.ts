@@ -134,7 +134,7 @@ test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, neve
   const BLOCK = 4096;
   const CHUNK = 16384;
   // A cache far smaller than the files' traffic: buffers are recycled all the time.
-  await withMount('fsx', ['--block-size', '4096', '--cache-size', '1M'], async (m) => {
+  await withMount('fsx', ['--block-size', '4096', '--chunk-size', '16K', '--cache-size', '1M'], async (m) => {
     const { next, seed } = seededRandom();
     t.diagnostic(`seed ${seed} (replay: CMKIT_SEED=${seed} CMKIT_MOUNT_FSX_OPS=${FSX_OPS} node --test dist/test/mount-fuse.test.js)`);
     const sizes = [BLOCK - 1, CHUNK + 1, 3 * CHUNK - BLOCK / 2, 7 * CHUNK + 3];

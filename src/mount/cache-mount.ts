@@ -14,9 +14,11 @@
  *     change seen at the server shows at once.
  *   - names: entryTimeoutS (default 1 s). A name created or removed outside the mount
  *     may be unseen for that long; names changed through the mount are always current.
- *   - pages: kept only while a file is open (no keep_cache), so each open reads through
- *     the cache again (close-to-open, as NFS). When the server tells the cache that a file
- *     changed (a callback break), the mount drops the kernel's pages of it at once.
+ *   - pages: kept across opens (keep_cache) while the file is unchanged. Each open asks
+ *     the server whether it changed (close-to-open, as NFS); a change is a callback
+ *     break, and the mount drops the kernel's pages and size of the file before it
+ *     answers the open. A break while the file is open drops them as soon as the
+ *     notifier thread gets to it. With caching off, pages are dropped at every open.
  *   - no writeback cache: every write reaches the cache before write(2) returns.
  * A write is acknowledged once the cache holds it; close(2) and fsync(2) store the
  * file's dirty data and report a store that failed.
@@ -39,7 +41,10 @@ export interface CacheMountOptions {
    * to the server as it comes: the mount a cache is measured against. @default true
    */
   readonly caching?: boolean;
-  /** Options of the cache the mount creates; unset ones take the mount's defaults (blockSize 65536, cacheSize 256 MiB), then the cache's. */
+  /**
+   * Options of the cache the mount creates; unset ones take the mount's defaults
+   * (blockSize 64 KiB, chunkSize 1 MiB, maxReadahead 16 MiB, cacheSize 256 MiB), then the cache's.
+   */
   readonly cache?: CacheManagerOptions;
   /** Seconds the kernel may keep a name's answer. @default 1 */
   readonly entryTimeoutS?: number;
@@ -61,7 +66,17 @@ export interface MountStats {
 export const STATS_FILE = '.cmkit-stats';
 const STATS_INO = 2;
 const FIRST_INO = 3;
-const DEFAULT_MOUNT_CACHE: CacheManagerOptions = { blockSize: 65536, cacheSize: 256 * 1024 * 1024 };
+/**
+ * Bigger than the cache's own defaults: a mount fronts a slow server and the kernel asks
+ * in 128 KiB reads, so each RPC carries 1 MiB (as NFS's rsize) and readahead runs 16 MiB
+ * ahead of a sequential reader.
+ */
+const DEFAULT_MOUNT_CACHE: CacheManagerOptions = {
+  blockSize: 64 * 1024,
+  chunkSize: 1024 * 1024,
+  maxReadahead: 16 * 1024 * 1024,
+  cacheSize: 256 * 1024 * 1024,
+};
 
 /** The kernel's largest read (max_write, which sets max_pages, in native/fuse). */
 const READ_BUFFER = 1024 * 1024;
@@ -387,14 +402,15 @@ export class CacheMount {
       return;
     }
     const fid = this.#fidOf(r.ino);
-    // Close-to-open: a change made outside the server since we last looked shows now.
-    // The kernel drops its pages at open, but not the size it holds: that goes with the
-    // invalidation a callback break sends, which must land before the open is answered.
+    // Close-to-open: a change made outside the server since we last looked shows now, as
+    // a callback break whose kernel invalidation (pages and size) lands before the open is
+    // answered. Whatever pages the kernel still holds then are as current as the cache,
+    // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
     await this.#server.revalidate(fid);
     await this.#invalidated(r.ino);
     const fh = this.#nextFh++;
     this.#files.set(fh, { ino: r.ino, fid });
-    this.#session.replyOpen(r.id, fh, false, false);
+    this.#session.replyOpen(r.id, fh, this.#cache !== undefined, false);
   }
 
   /** Resolves once the kernel has dropped what a callback break on `ino` made stale. */
@@ -412,7 +428,7 @@ export class CacheMount {
     const e = this.#entry(r.ino, r.name!, attr);
     const fh = this.#nextFh++;
     this.#files.set(fh, { ino: e.ino, fid: attr.fid });
-    this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, 0, fh, false);
+    this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, 0, fh, this.#cache !== undefined);
   }
 
   async #read(r: FuseRequest): Promise<void> {

@@ -2,7 +2,7 @@
 /**
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
- *               [--latency-ms <ms>] [--no-cache]
+ *               [--chunk-size <bytes>] [--latency-ms <ms>] [--no-cache]
  *   cmkit stats <mountpoint>
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
  * stores every acknowledged write and unmounts. Sizes take a K, M or G suffix (powers of
@@ -17,7 +17,7 @@ import { CacheMount, STATS_FILE } from './cache-mount.js';
 
 const USAGE = `usage:
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
-              [--latency-ms <ms>] [--no-cache]
+              [--chunk-size <bytes>] [--latency-ms <ms>] [--no-cache]
   cmkit stats <mountpoint>`;
 
 class UsageError extends Error {}
@@ -39,7 +39,7 @@ interface MountArgs {
 
 function parseMount(args: string[]): MountArgs {
   const positional: string[] = [];
-  const cache: { cacheSize?: number; blockSize?: number } = {};
+  const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number } = {};
   let latencyMs = 0;
   let caching = true;
   for (let i = 0; i < args.length; i++) {
@@ -51,6 +51,7 @@ function parseMount(args: string[]): MountArgs {
     };
     if (a === '--cache-size') cache.cacheSize = parseSize(value(), a);
     else if (a === '--block-size') cache.blockSize = parseSize(value(), a);
+    else if (a === '--chunk-size') cache.chunkSize = parseSize(value(), a);
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');

@@ -19,8 +19,9 @@
  * (ext4, xfs, btrfs: 1 ns; some network file systems: 1 s), nor is one that lands
  * between a store's last write and the server's look at the result.
  *
- * RPCs on one file run one at a time, so a store in progress never looks like a
- * foreign change to another RPC.
+ * A store (or a chmod, utimes or rename through the server) runs alone on its file, so
+ * it never looks like a foreign change to another RPC; fetches and status RPCs of one
+ * file run side by side.
  *
  * Namespace RPCs (getattr, readdir, create, mkdir, unlink, rmdir, rename, setattr,
  * statfs) take paths relative to the root, pay the same latency, and keep the server's
@@ -93,8 +94,10 @@ interface Seen {
   dataVersion: number;
   /** size, mtime and ctime (ns) as the server last left or saw them. */
   stamp: string;
-  /** The RPC running on this file: the next one starts after it. */
-  turn: Promise<unknown>;
+  /** The last exclusive RPC (a store) queued on this file: every later RPC waits for it. */
+  exclusive: Promise<unknown>;
+  /** Shared RPCs (fetches) running or queued: the next exclusive one waits for them. */
+  readonly shared: Set<Promise<unknown>>;
 }
 
 export class DirectoryFileServer {
@@ -136,7 +139,7 @@ export class DirectoryFileServer {
     const key = fid.toString();
     const seen = this.#files.get(key);
     if (seen === undefined) {
-      this.#files.set(key, { fid, path: full, dataVersion: 1, stamp: stampOf(st), turn: Promise.resolve() });
+      this.#files.set(key, { fid, path: full, dataVersion: 1, stamp: stampOf(st), exclusive: Promise.resolve(), shared: new Set() });
     } else {
       // Found under another path (moved outside the server): the same file, its version
       // kept; #notice will see whether its contents changed too.
@@ -291,6 +294,7 @@ export class DirectoryFileServer {
     this.counters[rpc]++;
     if (this.#rpcLatencyMs > 0) await sleep(this.#rpcLatencyMs);
     const f = this.#seen(fid);
+    const shared = rpc !== 'storeData';
     return this.#inTurn(f, async () => {
       try {
         await this.#notice(f);
@@ -299,7 +303,7 @@ export class DirectoryFileServer {
         if (e instanceof ServerError) throw e;
         throw new ServerError('error', `${rpc} ${f.path}: ${(e as Error).message}`);
       }
-    });
+    }, shared);
   }
 
   #seen(fid: Fid): Seen {
@@ -308,9 +312,17 @@ export class DirectoryFileServer {
     return f;
   }
 
-  #inTurn<T>(f: Seen, fn: () => Promise<T>): Promise<T> {
-    const run = f.turn.then(fn, fn);
-    f.turn = run.catch(() => {});
+  /** Runs `fn` after the file's earlier exclusive RPC, and, if exclusive, its earlier shared ones. */
+  #inTurn<T>(f: Seen, fn: () => Promise<T>, shared = false): Promise<T> {
+    if (shared) {
+      const run = f.exclusive.then(fn);
+      const settled = run.catch(() => {});
+      f.shared.add(settled);
+      void settled.then(() => f.shared.delete(settled));
+      return run;
+    }
+    const run = Promise.all([f.exclusive, ...f.shared]).then(fn);
+    f.exclusive = run.catch(() => {});
     return run;
   }
 
@@ -365,9 +377,13 @@ class DirectoryConnection implements FileServer {
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult> {
     return this.#server.serve('fetchData', fid, async (f) => {
       this.#callbacks.promise(fid);
+      // Taken before reading: another fetch may notice a foreign change meanwhile, and
+      // these bytes must not be labelled with the version that change gets.
+      const dataVersion = f.dataVersion;
       return withFile(f.path, 'r', async (h) => {
         const size = (await h.stat()).size;
-        const data = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
+        // Unzeroed: every byte returned is read from the file first.
+        const data = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
         let got = 0;
         while (got < data.length) {
           const { bytesRead } = await h.read(data, got, data.length - got, offset + got);
@@ -375,7 +391,7 @@ class DirectoryConnection implements FileServer {
           got += bytesRead;
         }
         this.#server.counters.bytesFetched += got;
-        return { data: data.subarray(0, got), dataVersion: f.dataVersion, length: size };
+        return { data: data.subarray(0, got), dataVersion, length: size };
       });
     });
   }
