@@ -88,14 +88,23 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                            InstanceMethod("invalidate", &FuseSession::invalidate),
                            InstanceMethod("invalidated", &FuseSession::invalidated),
                            InstanceMethod("stop", &FuseSession::stop),
+                           InstanceMethod("sessionId", &FuseSession::sessionId),
+                           InstanceMethod("consumerId", &FuseSession::consumerId),
+                           InstanceMethod("route", &FuseSession::route),
+                           InstanceMethod("unroute", &FuseSession::unroute),
                            InstanceMethod("ref", &FuseSession::ref),
                            InstanceMethod("unref", &FuseSession::unref),
                        });
   }
 
-  // new FuseSession(mountpoint, options: string[], onWake: () => void)
+  // new FuseSession(mountpoint, options: string[], onWake): mounts; this thread is consumer 0.
+  // new FuseSession(sessionId, onWake): another serving thread of a mounted session.
   explicit FuseSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FuseSession>(info) {
     Napi::Env env = info.Env();
+    if (info[0].IsNumber()) {
+      attach(info);
+      return;
+    }
     if (!info[0].IsString()) {
       typeError(env, "mountpoint must be a string");
       return;
@@ -122,6 +131,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     std::string error;
     auto wake = [tsfn = tsfn_]() mutable { tsfn.NonBlockingCall(); };
     session_ = Session::mount(info[0].As<Napi::String>().Utf8Value(), options, wake, error);
+    owner_ = true;
     if (!session_) {
       tsfn_.Release();
       released_ = true;
@@ -134,8 +144,32 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   ~FuseSession() override { shutdown(); }
 
  private:
+  void attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[1].IsFunction()) {
+      typeError(env, "onWake must be a function");
+      return;
+    }
+    session_ = Session::find(info[0].As<Napi::Number>().Uint32Value());
+    if (!session_ || !session_->alive()) {
+      session_.reset();
+      released_ = true;
+      Napi::Error e = Napi::Error::New(env, "no mounted FUSE session has that id");
+      e.Set("code", Napi::String::New(env, "ERR_CMKIT_MOUNT_FAILED"));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cmkit.fuse.consumer", 0, 1);
+    consumer_ = session_->addConsumer([tsfn = tsfn_]() mutable { tsfn.NonBlockingCall(); });
+  }
+
+  // The owner unmounts; another consumer only leaves (its queued requests get EIO). The
+  // thread-safe function goes last: the session never wakes a consumer it has removed.
   void shutdown() {
-    if (session_) session_->stop();
+    if (session_) {
+      if (owner_) session_->stop();
+      else session_->removeConsumer(consumer_);
+    }
     session_.reset();
     if (!released_) {
       tsfn_.Release();
@@ -143,9 +177,36 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     }
   }
 
+  Napi::Value sessionId(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), session_ ? session_->id() : 0);
+  }
+
+  Napi::Value consumerId(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), consumer_); }
+
+  // route(fh, consumer, cell, volume, vnode, unique)
+  Napi::Value route(const Napi::CallbackInfo& info) {
+    for (size_t i = 0; i < 6; i++) {
+      if (!info[i].IsNumber()) {
+        typeError(info.Env(), "route takes six numbers");
+        return info.Env().Undefined();
+      }
+    }
+    uint32_t fid[4];
+    for (size_t i = 0; i < 4; i++) fid[i] = info[i + 2].As<Napi::Number>().Uint32Value();
+    if (session_) {
+      session_->route(static_cast<uint64_t>(num(info, 0)), info[1].As<Napi::Number>().Uint32Value(), fid);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value unroute(const Napi::CallbackInfo& info) {
+    if (session_ && info[0].IsNumber()) session_->unroute(static_cast<uint64_t>(num(info, 0)));
+    return info.Env().Undefined();
+  }
+
   Napi::Value take(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<Request*> got = session_ ? session_->take() : std::vector<Request*>{};
+    std::vector<Request*> got = session_ ? session_->take(consumer_) : std::vector<Request*>{};
     Napi::Array out = Napi::Array::New(env, got.size());
     for (size_t i = 0; i < got.size(); i++) {
       Request* r = got[i];
@@ -186,12 +247,15 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
           o.Set("flags", r->flags);
           break;
         case Op::Read:
+          setFid(env, o, r);
+          [[fallthrough]];
         case Op::Readdir:
           o.Set("fh", static_cast<double>(r->fh));
           o.Set("offset", static_cast<double>(r->offset));
           o.Set("size", static_cast<double>(r->size));
           break;
         case Op::Write: {
+          setFid(env, o, r);
           o.Set("fh", static_cast<double>(r->fh));
           o.Set("offset", static_cast<double>(r->offset));
           // The bytes move to JS without a copy; the Request keeps nothing of them.
@@ -200,6 +264,11 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                                                 [](Napi::Env, char*, std::vector<char>* v) { delete v; }, bytes));
           break;
         }
+        case Op::Flush:
+        case Op::Fsync:
+          setFid(env, o, r);
+          o.Set("fh", static_cast<double>(r->fh));
+          break;
         default:
           o.Set("fh", static_cast<double>(r->fh));
           break;
@@ -342,7 +411,17 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
-  std::unique_ptr<Session> session_;
+  // A routed data request names its file by the Fid it was routed with.
+  void setFid(Napi::Env env, Napi::Object& o, const Request* r) {
+    if (consumer_ == 0) return;
+    Napi::Array fid = Napi::Array::New(env, 4);
+    for (uint32_t i = 0; i < 4; i++) fid.Set(i, r->fid[i]);
+    o.Set("fid", fid);
+  }
+
+  std::shared_ptr<Session> session_;
+  uint32_t consumer_ = 0;
+  bool owner_ = false;
   Napi::ThreadSafeFunction tsfn_;
   bool released_ = false;
 };

@@ -189,11 +189,23 @@ const fuse_lowlevel_ops kOps = [] {
 
 }  // namespace
 
-std::unique_ptr<Session> Session::mount(const std::string& mountpoint, const std::vector<std::string>& options,
+namespace {
+std::mutex registryMu;
+std::unordered_map<uint32_t, std::weak_ptr<Session>> registry;
+uint32_t nextSessionId = 1;
+}  // namespace
+
+std::shared_ptr<Session> Session::find(uint32_t id) {
+  std::lock_guard<std::mutex> g(registryMu);
+  auto it = registry.find(id);
+  return it == registry.end() ? nullptr : it->second.lock();
+}
+
+std::shared_ptr<Session> Session::mount(const std::string& mountpoint, const std::vector<std::string>& options,
                                         std::function<void()> wake, std::string& error) {
-  std::unique_ptr<Session> s(new Session());
+  std::shared_ptr<Session> s(new Session());
   s->mountpoint_ = mountpoint;
-  s->wake_ = std::move(wake);
+  s->consumers_[0].wake = std::move(wake);
   std::vector<std::string> argv = {"cmkit"};
   for (const auto& o : options) {
     argv.push_back("-o");
@@ -215,10 +227,59 @@ std::unique_ptr<Session> Session::mount(const std::string& mountpoint, const std
   }
   s->loopThread_ = std::thread([p = s.get()] { p->loop(); });
   s->notifierThread_ = std::thread([p = s.get()] { p->notifier(); });
+  std::lock_guard<std::mutex> g(registryMu);
+  s->id_ = nextSessionId++;
+  registry[s->id_] = s;
   return s;
 }
 
-Session::~Session() { stop(); }
+Session::~Session() {
+  stop();
+  std::lock_guard<std::mutex> g(registryMu);
+  registry.erase(id_);
+}
+
+uint32_t Session::addConsumer(std::function<void()> wake) {
+  std::lock_guard<std::mutex> g(mu_);
+  uint32_t c = nextConsumer_++;
+  consumers_[c].wake = std::move(wake);
+  return c;
+}
+
+void Session::removeConsumer(uint32_t consumer) {
+  std::deque<Request*> left;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = consumers_.find(consumer);
+    if (it == consumers_.end() || consumer == 0) return;
+    left.swap(it->second.queue);
+    consumers_.erase(it);
+    for (auto r = routes_.begin(); r != routes_.end();) r = r->second.consumer == consumer ? routes_.erase(r) : std::next(r);
+  }
+  for (Request* r : left) {
+    if (r->req != nullptr) fuse_reply_err(r->req, EIO);
+    delete r;
+  }
+}
+
+void Session::route(uint64_t fh, uint32_t consumer, const uint32_t fid[4]) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (consumers_.count(consumer) == 0) return;
+  Route& r = routes_[fh];
+  r.consumer = consumer;
+  for (int i = 0; i < 4; i++) r.fid[i] = fid[i];
+}
+
+void Session::unroute(uint64_t fh) {
+  std::lock_guard<std::mutex> g(mu_);
+  routes_.erase(fh);
+}
+
+void Session::wakeAllLocked() {
+  for (auto& [id, c] : consumers_) {
+    if (c.wake) c.wake();
+  }
+}
 
 void Session::loop() {
   fuse_buf buf{};
@@ -238,25 +299,35 @@ void Session::loop() {
 
 void Session::loopEnded() {
   stopped_.store(true, std::memory_order_release);
-  if (wake_) wake_();  // the serving thread learns the mount is gone
+  std::lock_guard<std::mutex> g(mu_);
+  wakeAllLocked();  // the serving threads learn the mount is gone
 }
 
 void Session::enqueue(Request* r) {
-  bool wasEmpty;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    r->id = nextId_++;
-    if (nextId_ == 0) nextId_ = 1;
-    wasEmpty = queue_.empty();
-    queue_.push_back(r);
+  std::lock_guard<std::mutex> g(mu_);
+  r->id = nextId_++;
+  if (nextId_ == 0) nextId_ = 1;
+  uint32_t to = 0;
+  bool data = r->op == Op::Read || r->op == Op::Write || r->op == Op::Flush || r->op == Op::Fsync;
+  if (data) {
+    auto it = routes_.find(r->fh);
+    if (it != routes_.end()) {
+      to = it->second.consumer;
+      for (int i = 0; i < 4; i++) r->fid[i] = it->second.fid[i];
+    }
   }
-  if (wasEmpty && wake_) wake_();
+  Consumer& c = consumers_[to];
+  bool wasEmpty = c.queue.empty();
+  c.queue.push_back(r);
+  if (wasEmpty && c.wake) c.wake();
 }
 
-std::vector<Request*> Session::take() {
+std::vector<Request*> Session::take(uint32_t consumer) {
   std::lock_guard<std::mutex> g(mu_);
-  std::vector<Request*> out(queue_.begin(), queue_.end());
-  queue_.clear();
+  auto it = consumers_.find(consumer);
+  if (it == consumers_.end()) return {};
+  std::vector<Request*> out(it->second.queue.begin(), it->second.queue.end());
+  it->second.queue.clear();
   for (Request* r : out) {
     if (r->req != nullptr) outstanding_.emplace(r->id, r);
   }
@@ -394,8 +465,8 @@ void Session::notifier() {
     // ENOENT: the kernel no longer knows the inode, so it caches nothing of it.
     fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
     invalidated_.fetch_add(1, std::memory_order_acq_rel);
-    if (wake_) wake_();
     g.lock();
+    if (consumers_[0].wake) consumers_[0].wake();
   }
 }
 
@@ -408,8 +479,11 @@ void Session::stop() {
     std::lock_guard<std::mutex> g(mu_);
     unmounted_ = true;
     invalidated_.store(tickets_, std::memory_order_release);
-    left.assign(queue_.begin(), queue_.end());
-    queue_.clear();
+    for (auto& [id, c] : consumers_) {
+      left.insert(left.end(), c.queue.begin(), c.queue.end());
+      c.queue.clear();
+    }
+    routes_.clear();
     for (auto& [id, r] : outstanding_) left.push_back(r);
     outstanding_.clear();
   }

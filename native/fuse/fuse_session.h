@@ -6,15 +6,19 @@
 //     calls `wake` (which must not block: the binding posts to a JS thread). It answers
 //     only FORGET (which wants no answer) and INIT itself. It polls with a timeout so
 //     stop() ends it within kPollMs whatever the kernel is doing.
-//   - The serving thread (one JS thread) takes queued requests and answers each exactly
-//     once, whenever its work is done, with the reply* calls. A reply is one write to
-//     /dev/fuse: it never waits for the loop thread.
+//   - Serving threads (JS threads, each a consumer with its own queue and wake) take
+//     their queued requests and answer each exactly once, whenever its work is done,
+//     with the reply* calls. A reply is one write to /dev/fuse: it never waits for the
+//     loop thread. Consumer 0 is the thread that mounted; it gets every request except
+//     the data requests (read, write, flush, fsync) of a file handle it routed to
+//     another consumer, which carry the Fid it routed with them.
 //   - The notifier thread sends cache invalidations to the kernel. They can wait on page
 //     locks that an unanswered READ holds, so they must never run on the serving thread
 //     (which is the one that would answer that READ).
 //
 // Invariants: every request taken is answered once (stop() answers what was never taken
 // and what was taken but not answered with EIO); after stop() the reply calls do nothing.
+// Wakes are called under mu_, so a consumer removed under mu_ is never woken after.
 #pragma once
 
 #define FUSE_USE_VERSION 34
@@ -75,21 +79,32 @@ struct Request {
   int toSet = 0;          // setattr: FUSE_SET_ATTR_* bits
   struct stat attr {};    // setattr: the new values
   std::vector<char> data;  // write
+  uint32_t fid[4] = {0, 0, 0, 0};  // a routed data request: the Fid its handle was routed with
 };
 
 class Session {
  public:
   static constexpr int kPollMs = 100;
 
-  // Mounts at `mountpoint`. `wake` is called on the loop thread when requests arrive and
-  // the queue was empty (the serving thread then takes them all). On failure returns
-  // nullptr and sets `error`.
-  static std::unique_ptr<Session> mount(const std::string& mountpoint, const std::vector<std::string>& options,
+  // Mounts at `mountpoint`. `wake` (consumer 0's) is called when requests arrive and its
+  // queue was empty (the serving thread then takes them all). On failure returns nullptr
+  // and sets `error`. The session is findable by id() until it is destroyed.
+  static std::shared_ptr<Session> mount(const std::string& mountpoint, const std::vector<std::string>& options,
                                         std::function<void()> wake, std::string& error);
+  static std::shared_ptr<Session> find(uint32_t id);
   ~Session();
+  uint32_t id() const { return id_; }
 
-  // Serving thread: every queued request, oldest first; each must be answered.
-  std::vector<Request*> take();
+  // Another serving thread; returns its consumer id (never 0). Its queued requests are
+  // answered with EIO when it is removed.
+  uint32_t addConsumer(std::function<void()> wake);
+  void removeConsumer(uint32_t consumer);
+  // Data requests of file handle `fh` go to `consumer`, carrying `fid`, until unroute.
+  void route(uint64_t fh, uint32_t consumer, const uint32_t fid[4]);
+  void unroute(uint64_t fh);
+
+  // Serving thread: every request queued for `consumer`, oldest first; each must be answered.
+  std::vector<Request*> take(uint32_t consumer);
   // False once the kernel ended the session (an outside umount) or stop() ran.
   bool alive() const { return !stopped_.load(std::memory_order_acquire); }
 
@@ -127,22 +142,34 @@ class Session {
   void loopEnded();
 
  private:
+  struct Consumer {
+    std::function<void()> wake;
+    std::deque<Request*> queue;
+  };
+  struct Route {
+    uint32_t consumer;
+    uint32_t fid[4];
+  };
+
   Session() = default;
   Request* claim(uint32_t id);
   void loop();
   void notifier();
+  void wakeAllLocked();
 
   fuse_session* se_ = nullptr;
+  uint32_t id_ = 0;
   std::string mountpoint_;
-  std::function<void()> wake_;
   std::thread loopThread_;
   std::thread notifierThread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
 
-  std::mutex mu_;  // guards queue_, outstanding_, nextId_, invalidations_, unmounted_
+  std::mutex mu_;  // guards consumers_, routes_, outstanding_, nextId_, invalidations_, unmounted_
   std::condition_variable notifierCv_;
-  std::deque<Request*> queue_;
+  std::unordered_map<uint32_t, Consumer> consumers_;
+  uint32_t nextConsumer_ = 1;
+  std::unordered_map<uint64_t, Route> routes_;
   std::unordered_map<uint32_t, Request*> outstanding_;
   uint32_t nextId_ = 1;
   std::deque<uint64_t> invalidations_;

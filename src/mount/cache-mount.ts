@@ -4,10 +4,13 @@
  * DirectoryFileServer, and namespace RPCs (lookup, mkdir, rename...) on it.
  *
  * Threads: libfuse's loop thread reads the kernel's requests and queues them (see
- * native/fuse/fuse_session.h); the JS thread that mounted takes them when woken and
- * serves each as an async task, so requests waiting on the server overlap and none
- * blocks the event loop. Every request is answered exactly once, with an errno if its
- * task throws.
+ * native/fuse/fuse_session.h). Request workers (worker threads attached to the cache)
+ * serve the data requests of the file handles routed to them, one worker per handle,
+ * round-robin at open; the thread that mounted serves the namespace requests (and, with
+ * no workers, everything). Each thread takes its queue when woken and serves each
+ * request as an async task, so requests waiting on the server overlap and none blocks
+ * an event loop. Every request is answered exactly once, with an errno if its task
+ * throws.
  *
  * What the kernel may cache, chosen so it never serves what the cache would not:
  *   - attributes: 0 s. Each stat asks us, so the size includes unstored writes and a
@@ -23,17 +26,22 @@
  * A write is acknowledged once the cache holds it; close(2) and fsync(2) store the
  * file's dirty data and report a store that failed.
  */
-import { constants as osConstants } from 'node:os';
+
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 
 import { CacheManager, type CacheManagerOptions } from '../cache/cache-manager.js';
 import type { CacheStats } from '../cache/layout.js';
 import type { Fid } from '../core/fid.js';
 import { invalidArgType, outOfRange } from '../core/errors.js';
-import { checkObject } from '../core/validate.js';
+import { checkInteger, checkObject } from '../core/validate.js';
 import type { DirectoryFileServer, DirectoryServerCounters, DirEntryInfo, NodeAttr, NodeKind } from '../server/directory-file-server.js';
 import type { FileServer } from '../server/file-server.js';
 import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle } from './fuse.js';
+import { DataRequests } from './data-requests.js';
+import { errno, errnoError, errnoOf } from './errno.js';
 import { NodeTable, ROOT_INO } from './node-table.js';
+import type { RequestWorkerData, RequestWorkerMessage } from './request-worker.js';
 
 export interface CacheMountOptions {
   /**
@@ -48,6 +56,11 @@ export interface CacheMountOptions {
   readonly cache?: CacheManagerOptions;
   /** Seconds the kernel may keep a name's answer. @default 1 */
   readonly entryTimeoutS?: number;
+  /**
+   * Request workers serving reads, writes, flushes and fsyncs (caching on only); 0 serves
+   * everything on the mounting thread. @default 2
+   */
+  readonly workers?: number;
 }
 
 export interface MountStats {
@@ -78,9 +91,8 @@ const DEFAULT_MOUNT_CACHE: CacheManagerOptions = {
   cacheSize: 256 * 1024 * 1024,
 };
 
-/** The kernel's largest read (max_write, which sets max_pages, in native/fuse). */
-const READ_BUFFER = 1024 * 1024;
-const MAX_READ_BUFFERS = 16;
+const DEFAULT_WORKERS = 2;
+const MAX_WORKERS = 64;
 
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -92,7 +104,6 @@ const SET_MTIME = 1 << 5;
 const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
 const RENAME_NOREPLACE = 1;
-const { errno } = osConstants;
 
 interface OpenFile {
   readonly ino: number;
@@ -118,16 +129,18 @@ export class CacheMount {
   /** ino -> ticket of the kernel invalidation a callback break asked for. */
   readonly #invalidating = new Map<number, number>();
   readonly #invalidationWaiters: Array<{ ticket: number; resolve: () => void }> = [];
-  readonly #requests: Record<string, number> = {};
+  /** Requests served by every thread, by op number; the last word counts errors. */
+  readonly #counters: Int32Array;
+  readonly #data: DataRequests;
+  readonly #workers: Array<{ worker: Worker; consumer: number }> = [];
   readonly #ended: Promise<void>;
   #resolveEnded!: () => void;
-  readonly #readBuffers: Buffer[] = [];
   #nextFh = 1;
-  #errors = 0;
+  #nextWorker = 0;
   #unmounting: Promise<void> | undefined;
 
-  /** Mounts `server`'s tree at `mountpoint` (an existing empty directory). */
-  static mount(server: DirectoryFileServer, mountpoint: string, options: CacheMountOptions = {}): CacheMount {
+  /** Mounts `server`'s tree at `mountpoint` (an existing empty directory); resolves once it serves. */
+  static async mount(server: DirectoryFileServer, mountpoint: string, options: CacheMountOptions = {}): Promise<CacheMount> {
     if (typeof mountpoint !== 'string') throw invalidArgType('mountpoint', 'of type string', mountpoint);
     checkObject(options, 'options');
     const entryTimeoutS = options.entryTimeoutS ?? 1;
@@ -137,11 +150,24 @@ export class CacheMount {
     if (options.caching !== undefined && typeof options.caching !== 'boolean') {
       throw invalidArgType('options.caching', 'of type boolean', options.caching);
     }
-    return new CacheMount(server, mountpoint, options.caching ?? true, options.cache ?? {}, entryTimeoutS);
+    const workers = options.workers ?? DEFAULT_WORKERS;
+    checkInteger(workers, 'options.workers', 0, MAX_WORKERS);
+    const caching = options.caching ?? true;
+    const m = new CacheMount(server, mountpoint, caching, options.cache ?? {}, entryTimeoutS);
+    if (caching) {
+      try {
+        for (let i = 0; i < workers; i++) m.#workers.push(await m.#startWorker());
+      } catch (e) {
+        await m.unmount().catch(() => {});
+        throw e;
+      }
+    }
+    return m;
   }
 
   private constructor(server: DirectoryFileServer, mountpoint: string, caching: boolean, cacheOptions: CacheManagerOptions, entryTimeoutS: number) {
     const fuse = loadFuse();
+    this.#counters = new Int32Array(new SharedArrayBuffer(4 * (Object.keys(fuse.ops).length + 1)));
     this.#server = server;
     this.#ops = fuse.ops;
     this.#opNames = [];
@@ -153,6 +179,7 @@ export class CacheMount {
     const options = ['fsname=cmkit', 'subtype=cmkit', 'default_permissions'];
     if (process.getuid?.() === 0) options.push('allow_other');
     this.#session = new fuse.FuseSession(mountpoint, options, () => this.#drain());
+    this.#data = new DataRequests(this.#session, this.#cache, this.#cache === undefined ? this.#connection : undefined);
     // The server tells us a file changed: the kernel's pages of it are stale now.
     this.#connection.onCallbackBreak((fid) => {
       const ino = this.#inoByFid.get(fid.toString());
@@ -171,9 +198,14 @@ export class CacheMount {
   }
 
   stats(): MountStats {
+    const requests: Record<string, number> = {};
+    this.#opNames.forEach((name, op) => {
+      const n = Atomics.load(this.#counters, op);
+      if (n > 0) requests[name] = n;
+    });
     return {
-      requests: { ...this.#requests },
-      errors: this.#errors,
+      requests,
+      errors: Atomics.load(this.#counters, this.#counters.length - 1),
       cache: this.#cache?.stats(),
       server: { ...this.#server.counters },
       nodes: this.#nodes.size,
@@ -190,6 +222,7 @@ export class CacheMount {
   unmount(): Promise<void> {
     this.#unmounting ??= (async () => {
       this.#session.stop();
+      await Promise.all(this.#workers.map((w) => drainWorker(w.worker)));
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
       try {
         if (this.#cache !== undefined) await this.#cache.close();
@@ -214,15 +247,25 @@ export class CacheMount {
     if (!this.#session.alive() && this.#unmounting === undefined) void this.unmount().catch(() => {});
   }
 
+  /** A request worker attached to the cache and the session; resolves once it serves. */
+  async #startWorker(): Promise<{ worker: Worker; consumer: number }> {
+    const workerData: RequestWorkerData = { sessionId: this.#session.sessionId(), cache: this.#cache!.descriptor, counters: this.#counters };
+    const worker = new Worker(path.join(__dirname, 'request-worker.js'), { workerData });
+    const consumer = await new Promise<number>((resolve, reject) => {
+      worker.once('message', (m: { consumer: number }) => resolve(m.consumer));
+      worker.once('error', reject);
+    });
+    return { worker, consumer };
+  }
+
   #serve(r: FuseRequest): void {
-    const name = this.#opNames[r.op] ?? String(r.op);
-    this.#requests[name] = (this.#requests[name] ?? 0) + 1;
+    Atomics.add(this.#counters, r.op, 1);
     if (r.op === this.#ops.forget) {
       this.#forget(r.ino, r.nlookup!);
       return;
     }
     const task = this.#handle(r).catch((e: unknown) => {
-      this.#errors++;
+      Atomics.add(this.#counters, this.#counters.length - 1, 1);
       this.#session.replyError(r.id, errnoOf(e));
     });
     this.#inFlight.add(task);
@@ -258,6 +301,7 @@ export class CacheMount {
       case ops.fsync:
         return this.#flush(r);
       case ops.release:
+        this.#session.unroute(r.fh!);
         this.#files.delete(r.fh!);
         this.#session.replyError(r.id, 0);
         return Promise.resolve();
@@ -408,9 +452,19 @@ export class CacheMount {
     // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
     await this.#server.revalidate(fid);
     await this.#invalidated(r.ino);
-    const fh = this.#nextFh++;
-    this.#files.set(fh, { ino: r.ino, fid });
+    const fh = this.#newHandle(r.ino, fid);
     this.#session.replyOpen(r.id, fh, this.#cache !== undefined, false);
+  }
+
+  /** A file handle, its data requests routed to the next request worker (if any). */
+  #newHandle(ino: number, fid: Fid): number {
+    const fh = this.#nextFh++;
+    this.#files.set(fh, { ino, fid });
+    if (this.#workers.length > 0) {
+      const w = this.#workers[this.#nextWorker++ % this.#workers.length]!;
+      this.#session.route(fh, w.consumer, fid.cell, fid.volume, fid.vnode, fid.unique);
+    }
+    return fh;
   }
 
   /** Resolves once the kernel has dropped what a callback break on `ino` made stale. */
@@ -426,8 +480,7 @@ export class CacheMount {
   async #create(r: FuseRequest): Promise<void> {
     const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!);
     const e = this.#entry(r.ino, r.name!, attr);
-    const fh = this.#nextFh++;
-    this.#files.set(fh, { ino: e.ino, fid: attr.fid });
+    const fh = this.#newHandle(e.ino, attr.fid!);
     this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, 0, fh, this.#cache !== undefined);
   }
 
@@ -438,35 +491,19 @@ export class CacheMount {
       this.#session.replyData(r.id, file.contents.subarray(r.offset!, r.offset! + r.size!));
       return;
     }
-    const fid = file.fid!;
-    if (this.#cache === undefined) {
-      this.#session.replyData(r.id, (await this.#connection.fetchData(fid, r.offset!, r.size!)).data);
-      return;
-    }
-    // The reply copies the bytes into the kernel at once, so one read's buffer serves the
-    // next: no allocation (and no zero-filling) per request.
-    const buf = this.#readBuffers.pop() ?? Buffer.allocUnsafe(Math.max(r.size!, READ_BUFFER));
-    try {
-      const into = buf.length >= r.size! ? buf.subarray(0, r.size!) : Buffer.allocUnsafe(r.size!);
-      const n = await this.#cache.readInto(fid, r.offset!, into);
-      this.#session.replyData(r.id, into.subarray(0, n));
-    } finally {
-      if (this.#readBuffers.length < MAX_READ_BUFFERS) this.#readBuffers.push(buf);
-    }
+    await this.#data.read(r, file.fid!);
   }
 
   async #write(r: FuseRequest): Promise<void> {
     const file = this.#files.get(r.fh!);
-    if (file === undefined || file.fid === undefined) throw errnoError(errno.EBADF);
-    if (this.#cache !== undefined) await this.#cache.write(file.fid, r.offset!, r.data!);
-    else await this.#connection.storeData(file.fid, r.offset!, r.data!);
-    this.#session.replyWrite(r.id, r.data!.length);
+    if (file?.fid === undefined) throw errnoError(errno.EBADF);
+    await this.#data.write(r, file.fid);
   }
 
   async #flush(r: FuseRequest): Promise<void> {
     const file = this.#files.get(r.fh!);
-    if (file?.fid !== undefined && this.#cache !== undefined) await this.#cache.flush(file.fid);
-    this.#session.replyError(r.id, 0);
+    if (file?.fid === undefined) this.#session.replyError(r.id, 0);
+    else await this.#data.flush(r, file.fid);
   }
 
   async #unlink(r: FuseRequest): Promise<void> {
@@ -527,15 +564,13 @@ function modeOfKind(kind: NodeKind): number {
   return kind === 'directory' ? S_IFDIR : kind === 'symlink' ? S_IFLNK : S_IFREG;
 }
 
-function errnoError(code: number): Error & { errno: number } {
-  return Object.assign(new Error(`errno ${code}`), { errno: -code });
-}
-
-/** The errno a failed task answers with: the fs error's own, else EACCES or EIO. */
-function errnoOf(e: unknown): number {
-  const err = e as { errno?: unknown; code?: unknown };
-  if (typeof err?.errno === 'number' && err.errno < 0) return -err.errno;
-  if (err?.code === 'ERR_CMKIT_ACCESS_DENIED') return errno.EACCES;
-  if (err?.code === 'ERR_OUT_OF_RANGE') return errno.EFBIG;
-  return errno.EIO;
+/** Lets a request worker finish what it took (its replies go nowhere now), then ends it. */
+async function drainWorker(worker: Worker): Promise<void> {
+  const drained = new Promise<void>((resolve) => {
+    worker.once('message', () => resolve());
+    worker.once('exit', () => resolve());
+  });
+  worker.postMessage('drain' satisfies RequestWorkerMessage);
+  await drained;
+  await worker.terminate();
 }

@@ -2,7 +2,7 @@
 /**
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
- *               [--chunk-size <bytes>] [--latency-ms <ms>] [--no-cache]
+ *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
  *   cmkit stats <mountpoint>
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
  * stores every acknowledged write and unmounts. Sizes take a K, M or G suffix (powers of
@@ -17,7 +17,7 @@ import { CacheMount, STATS_FILE } from './cache-mount.js';
 
 const USAGE = `usage:
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
-              [--chunk-size <bytes>] [--latency-ms <ms>] [--no-cache]
+              [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
   cmkit stats <mountpoint>`;
 
 class UsageError extends Error {}
@@ -35,6 +35,7 @@ interface MountArgs {
   cache: CacheManagerOptions;
   latencyMs: number;
   caching: boolean;
+  workers: number;
 }
 
 function parseMount(args: string[]): MountArgs {
@@ -42,6 +43,7 @@ function parseMount(args: string[]): MountArgs {
   const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number } = {};
   let latencyMs = 0;
   let caching = true;
+  let workers = 2;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): string => {
@@ -55,18 +57,21 @@ function parseMount(args: string[]): MountArgs {
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
+    } else if (a === '--workers') {
+      workers = Number(value());
+      if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new UsageError('--workers wants an integer from 0 to 64');
     } else if (a === '--no-cache') caching = false;
     else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
     else positional.push(a);
   }
   if (positional.length !== 2) throw new UsageError('mount needs <backing-dir> and <mountpoint>');
-  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, caching };
+  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, caching, workers };
 }
 
 async function mount(args: string[]): Promise<number> {
   const o = parseMount(args);
   const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
-  const m = CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache });
+  const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers });
   console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
   let code = 0;
   const stop = (signal: string): void => {

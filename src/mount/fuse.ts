@@ -47,6 +47,8 @@ export interface FuseRequest {
   readonly mtimeMs?: number;
   readonly nlookup?: number;
   readonly data?: Buffer;
+  /** A data request routed to another consumer: the Fid its file handle was routed with. */
+  readonly fid?: [number, number, number, number];
 }
 
 /** [ino, mode, nlink, uid, gid, size, blocks, atimeMs, mtimeMs, ctimeMs] */
@@ -75,12 +77,25 @@ export interface FuseSessionHandle {
   invalidated(): number;
   /** Answers what is outstanding with EIO and unmounts; waits at most ~100 ms for the loop. */
   stop(): void;
+  /** The owner unmounts (see above); another consumer only leaves. */
   ref(): void;
   unref(): void;
+  /** The id another thread attaches with: new FuseSession(sessionId, onWake). */
+  sessionId(): number;
+  /** 0 for the thread that mounted; another serving thread's own id. */
+  consumerId(): number;
+  /** Sends read, write, flush and fsync of `fh` to `consumer`, naming the file by this Fid. */
+  route(fh: number, consumer: number, cell: number, volume: number, vnode: number, unique: number): void;
+  unroute(fh: number): void;
 }
 
 export interface FuseAddon {
-  readonly FuseSession: new (mountpoint: string, options: string[], onWake: () => void) => FuseSessionHandle;
+  readonly FuseSession: {
+    /** Mounts; the calling thread is consumer 0, which gets every request not routed. */
+    new (mountpoint: string, options: string[], onWake: () => void): FuseSessionHandle;
+    /** Another serving thread of the mounted session `sessionId`. */
+    new (sessionId: number, onWake: () => void): FuseSessionHandle;
+  };
   readonly ops: FuseOps;
 }
 

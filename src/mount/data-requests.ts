@@ -1,0 +1,57 @@
+/**
+ * The data requests of a mount (read, write, flush and fsync of an open file), served
+ * from the cache, or straight from the server with caching off. The mount's own thread
+ * uses it for handles it keeps; each request worker uses it for the handles routed to it.
+ */
+import type { CacheManager } from '../cache/cache-manager.js';
+import type { Fid } from '../core/fid.js';
+import type { FileServer } from '../server/file-server.js';
+import type { FuseRequest, FuseSessionHandle } from './fuse.js';
+
+/** The kernel's largest read (max_write, which sets max_pages, in native/fuse). */
+const READ_BUFFER = 1024 * 1024;
+const MAX_READ_BUFFERS = 16;
+
+export class DataRequests {
+  readonly #session: FuseSessionHandle;
+  readonly #cache: CacheManager | undefined;
+  readonly #server: FileServer | undefined;
+  readonly #readBuffers: Buffer[] = [];
+
+  /** Exactly one of `cache` (caching on) and `server` (caching off). */
+  constructor(session: FuseSessionHandle, cache: CacheManager | undefined, server: FileServer | undefined) {
+    this.#session = session;
+    this.#cache = cache;
+    this.#server = server;
+  }
+
+  async read(r: FuseRequest, fid: Fid): Promise<void> {
+    if (this.#cache === undefined) {
+      this.#session.replyData(r.id, (await this.#server!.fetchData(fid, r.offset!, r.size!)).data);
+      return;
+    }
+    // The reply copies the bytes into the kernel at once, so one read's buffer serves the
+    // next: no allocation (and no zero-filling) per request.
+    const buf = this.#readBuffers.pop() ?? Buffer.allocUnsafe(Math.max(r.size!, READ_BUFFER));
+    try {
+      const into = buf.length >= r.size! ? buf.subarray(0, r.size!) : Buffer.allocUnsafe(r.size!);
+      const n = await this.#cache.readInto(fid, r.offset!, into);
+      this.#session.replyData(r.id, into.subarray(0, n));
+    } finally {
+      if (this.#readBuffers.length < MAX_READ_BUFFERS) this.#readBuffers.push(buf);
+    }
+  }
+
+  /** Acknowledged once the cache holds the bytes (caching off: once the server has them). */
+  async write(r: FuseRequest, fid: Fid): Promise<void> {
+    if (this.#cache !== undefined) await this.#cache.write(fid, r.offset!, r.data!);
+    else await this.#server!.storeData(fid, r.offset!, r.data!);
+    this.#session.replyWrite(r.id, r.data!.length);
+  }
+
+  /** close(2) and fsync(2): the file's dirty data is stored before they return. */
+  async flush(r: FuseRequest, fid: Fid): Promise<void> {
+    if (this.#cache !== undefined) await this.#cache.flush(fid);
+    this.#session.replyError(r.id, 0);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * A request worker of a mount: a worker thread attached to the mount's cache and, as a
+ * consumer, to its FUSE session. The mount routes each open file handle to one worker,
+ * whose thread then serves that handle's reads, writes, flushes and fsyncs; the copying
+ * is spread over cores, and one file's sequential reads stay on one thread (where its
+ * readahead state is). Namespace requests stay on the mount's thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { CacheManager, type CacheDescriptor } from '../cache/cache-manager.js';
+import { Fid } from '../core/fid.js';
+import { DataRequests } from './data-requests.js';
+import { errnoOf } from './errno.js';
+import { loadFuse, type FuseRequest } from './fuse.js';
+
+export interface RequestWorkerData {
+  readonly sessionId: number;
+  readonly cache: CacheDescriptor;
+  /** Requests served, by op number; the last word counts errors. */
+  readonly counters: Int32Array;
+}
+
+/** What the mount posts: 'drain' once its session has stopped; the worker answers 'drained'. */
+export type RequestWorkerMessage = 'drain';
+
+const { sessionId, cache: descriptor, counters } = workerData as RequestWorkerData;
+const fuse = loadFuse();
+const cache = CacheManager.attach(descriptor);
+const inFlight = new Set<Promise<void>>();
+const session = new fuse.FuseSession(sessionId, () => {
+  for (const r of session.take()) serve(r);
+});
+const data = new DataRequests(session, cache, undefined);
+
+function serve(r: FuseRequest): void {
+  Atomics.add(counters, r.op, 1);
+  const fid = new Fid(...r.fid!);
+  const op =
+    r.op === fuse.ops.read ? data.read(r, fid) : r.op === fuse.ops.write ? data.write(r, fid) : data.flush(r, fid);
+  const task = op.catch((e: unknown) => {
+    Atomics.add(counters, counters.length - 1, 1);
+    session.replyError(r.id, errnoOf(e));
+  });
+  inFlight.add(task);
+  void task.finally(() => inFlight.delete(task));
+}
+
+parentPort!.on('message', (m: RequestWorkerMessage) => {
+  if (m !== 'drain') return;
+  void (async () => {
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    session.stop();
+    await cache.close();
+    parentPort!.postMessage('drained');
+  })();
+});
+parentPort!.postMessage({ consumer: session.consumerId() });
