@@ -82,3 +82,38 @@ test('directory server: injected latency, and bad input is a clear error', async
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('namespace RPCs: a rename through the server keeps Fids and versions; chmod and utimes are not foreign changes', async () => {
+  const root = tempRoot();
+  const server = new DirectoryFileServer(root);
+  const cm = CacheManager.create(server.connect(), { prefetch: false });
+  try {
+    await server.mkdir('a', 0o755);
+    const created = await server.create('a/f', 0o644);
+    assert.equal(created.kind, 'file');
+    const fid = created.fid!;
+    await cm.write(fid, 0, patterned(10 * KiB, 5));
+    await cm.flush(fid);
+    const { dataVersion } = await cm.stat(fid);
+    await server.rename('a', 'b');
+    const moved = await server.getattr('b/f');
+    assert.ok(moved.fid!.equals(fid), 'the same file, the same Fid');
+    await server.setattr('b/f', { mode: 0o600, mtimeMs: Date.UTC(2020, 0, 1) });
+    assert.equal((await server.getattr('b/f')).mode & 0o777, 0o600);
+    // Our cache's status is still current: no version jump, no refetch.
+    const fetched = server.counters.fetchData;
+    assert.equal(firstDifference(await cm.read(fid, 0, 10 * KiB), patterned(10 * KiB, 5)), -1);
+    assert.equal(server.counters.fetchData, fetched);
+    assert.equal((await cm.stat(fid)).dataVersion, dataVersion, 'rename, chmod and utimes left the version alone');
+    assert.deepEqual((await server.readdir('b')).map((e) => [e.name, e.kind]), [['f', 'file']]);
+    await assert.rejects(server.create('b/f', 0o644), { code: 'EEXIST' });
+    await server.unlink('b/f');
+    await server.rmdir('b');
+    await assert.rejects(server.getattr('b'), { code: 'ENOENT' });
+    assert.throws(() => server.getattr('../outside'), { name: 'RangeError' });
+    assert.throws(() => server.rename('x', 5 as unknown as string), { name: 'TypeError' });
+  } finally {
+    await cm.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
