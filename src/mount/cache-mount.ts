@@ -41,7 +41,7 @@ import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessi
 import { DataRequests } from './data-requests.js';
 import { errno, errnoError, errnoOf } from './errno.js';
 import { NodeTable, ROOT_INO } from './node-table.js';
-import type { RequestWorkerData, RequestWorkerMessage } from './request-worker.js';
+import type { RequestWorkerData, RequestWorkerMessage, RequestWorkerReply } from './request-worker.js';
 
 export interface CacheMountOptions {
   /**
@@ -252,7 +252,13 @@ export class CacheMount {
     const workerData: RequestWorkerData = { sessionId: this.#session.sessionId(), cache: this.#cache!.descriptor, counters: this.#counters };
     const worker = new Worker(path.join(__dirname, 'request-worker.js'), { workerData });
     const consumer = await new Promise<number>((resolve, reject) => {
-      worker.once('message', (m: { consumer: number }) => resolve(m.consumer));
+      worker.on('message', (m: RequestWorkerReply) => {
+        if (typeof m !== 'object') return;
+        if ('consumer' in m) resolve(m.consumer);
+        // A job the worker's requests caused; runBackground never rejects, but refuses
+        // (throws) once the cache has closed.
+        else if (this.#unmounting === undefined) void this.#cache!.runBackground(m.job).catch(() => {});
+      });
       worker.once('error', reject);
     });
     return { worker, consumer };
@@ -567,7 +573,7 @@ function modeOfKind(kind: NodeKind): number {
 /** Lets a request worker finish what it took (its replies go nowhere now), then ends it. */
 async function drainWorker(worker: Worker): Promise<void> {
   const drained = new Promise<void>((resolve) => {
-    worker.once('message', () => resolve());
+    worker.on('message', (m: RequestWorkerReply) => m === 'drained' && resolve());
     worker.once('exit', () => resolve());
   });
   worker.postMessage('drain' satisfies RequestWorkerMessage);

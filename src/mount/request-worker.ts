@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
+import type { BackgroundJob } from '../cache/background-job.js';
 import { CacheManager, type CacheDescriptor } from '../cache/cache-manager.js';
 import { Fid } from '../core/fid.js';
 import { DataRequests } from './data-requests.js';
@@ -23,9 +24,16 @@ export interface RequestWorkerData {
 /** What the mount posts: 'drain' once its session has stopped; the worker answers 'drained'. */
 export type RequestWorkerMessage = 'drain';
 
+/** What a worker posts: its consumer id once it serves, background jobs, then 'drained'. */
+export type RequestWorkerReply = { consumer: number } | { job: BackgroundJob } | 'drained';
+
 const { sessionId, cache: descriptor, counters } = workerData as RequestWorkerData;
 const fuse = loadFuse();
 const cache = CacheManager.attach(descriptor);
+// Readahead and store-behind run on the mounting thread, which holds the server's
+// connection: their RPCs then cost no hop between threads, and this thread is left free
+// to answer the kernel.
+cache.setBackgroundRunner(async (job) => post({ job }));
 const inFlight = new Set<Promise<void>>();
 const session = new fuse.FuseSession(sessionId, () => {
   for (const r of session.take()) serve(r);
@@ -51,7 +59,11 @@ parentPort!.on('message', (m: RequestWorkerMessage) => {
     while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     session.stop();
     await cache.close();
-    parentPort!.postMessage('drained');
+    post('drained');
   })();
 });
-parentPort!.postMessage({ consumer: session.consumerId() });
+post({ consumer: session.consumerId() });
+
+function post(m: RequestWorkerReply): void {
+  parentPort!.postMessage(m);
+}
