@@ -33,6 +33,9 @@ import { withBusyRetry, type BusyRetryPolicy } from './busy-retry.js';
 import { Readahead } from './readahead.js';
 import { isBufferValid, nextRange } from './version-range.js';
 
+/** The smallest page size of the hosts we run on: prefault() touches one byte per page. */
+const PAGE_SIZE = 4096;
+
 export const DEFAULT_CACHE_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 4096;
 export const DEFAULT_CHUNK_SIZE = 256 * 1024;
@@ -394,6 +397,18 @@ export class CacheManager {
       const F = this.#v.vnodeF64;
       return { dataVersion: F[v.f + VnodeF64.DataVersion]!, length: F[v.f + VnodeF64.Length]! };
     });
+  }
+
+  /**
+   * Touches each page of the buffers' memory once (an atomic compare-exchange of 0 for 0,
+   * which changes no byte), so that fetches never pay the kernel's first-touch page
+   * faults: about 0.75 ms per MiB here, more than the copy itself. Safe while the cache
+   * is in use. A long-lived host (a mount) calls it once at start.
+   */
+  prefault(): void {
+    this.#checkOpen('prefault');
+    const data = this.#v.data;
+    for (let i = 0; i < data.length; i += PAGE_SIZE) Atomics.compareExchange(data, i, 0, 0);
   }
 
   /**

@@ -154,6 +154,8 @@ export class CacheMount {
     checkInteger(workers, 'options.workers', 0, MAX_WORKERS);
     const caching = options.caching ?? true;
     const m = new CacheMount(server, mountpoint, caching, options.cache ?? {}, entryTimeoutS);
+    // A mount lives long: pay the cache memory's page faults now, not in the first reads.
+    m.#cache?.prefault();
     if (caching) {
       try {
         for (let i = 0; i < workers; i++) m.#workers.push(await m.#startWorker());
