@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -286,4 +286,39 @@ test('SIGTERM during writes: every acknowledged byte is in the backing directory
       assert.equal(readFileSync(path.join(m.backing, `small-${i}`), 'utf8'), `record ${i}\n`);
     }
   });
+});
+
+test('a request worker that dies: its handles are served by the mounting thread, nothing hangs', { skip, timeout: 60_000 }, async () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'cmkit-worker-death-'));
+  const backing = path.join(base, 'backing');
+  const mnt = path.join(base, 'mnt');
+  mkdirSync(backing);
+  mkdirSync(mnt);
+  const MiB = 1024 * 1024;
+  const contents = patterned(2 * MiB, 9);
+  writeFileSync(path.join(backing, 'f'), contents);
+  // In this process: its thread serves the mount while these fs calls run on libuv's.
+  const m = await CacheMount.mount(new DirectoryFileServer(backing), mnt, { workers: 1 });
+  try {
+    // O_DIRECT: every read and write reaches the mount, none is served by the kernel's pages.
+    const h = await open(path.join(mnt, 'f'), constants.O_RDWR | constants.O_DIRECT);
+    const buf = Buffer.alloc(MiB);
+    await h.read(buf, 0, MiB, 0);
+    assert.equal(firstDifference(buf, contents.subarray(0, MiB)), -1);
+    assert.equal(m.requestWorkerThreads.length, 1);
+    await m.requestWorkerThreads[0]!.terminate();
+    await h.read(buf, 0, MiB, MiB);
+    assert.equal(firstDifference(buf, contents.subarray(MiB)), -1, 'the same handle, now served by the mounting thread');
+    await h.write(patterned(MiB, 10), 0, MiB, 0);
+    await h.sync();
+    await h.close();
+    assert.equal(firstDifference(readFileSync(path.join(backing, 'f')).subarray(0, MiB), patterned(MiB, 10)), -1);
+    assert.equal(m.stats().requestWorkersLost, 1);
+    assert.equal(m.stats().requestWorkers, 0);
+    assert.ok(m.stats().requests['read']! >= 2);
+  } finally {
+    await m.unmount();
+    if (mounted(mnt)) execFileSync('umount', ['-l', mnt]);
+    rmSync(base, { recursive: true, force: true });
+  }
 });

@@ -138,10 +138,15 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       Napi::Error e = Napi::Error::New(env, error);
       e.Set("code", Napi::String::New(env, "ERR_CMKIT_MOUNT_FAILED"));
       e.ThrowAsJavaScriptException();
+      return;
     }
+    hookEnvCleanup(env);
   }
 
-  ~FuseSession() override { shutdown(); }
+  ~FuseSession() override {
+    if (hooked_) napi_remove_env_cleanup_hook(env_, onEnvCleanup, this);
+    shutdown();
+  }
 
  private:
   void attach(const Napi::CallbackInfo& info) {
@@ -161,6 +166,21 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cmkit.fuse.consumer", 0, 1);
     consumer_ = session_->addConsumer([tsfn = tsfn_]() mutable { tsfn.NonBlockingCall(); });
+    hookEnvCleanup(env);
+  }
+
+  // A thread that ends without stop() (a worker terminated or crashed, the process
+  // exiting) still leaves the session: hooks run in reverse order of registration, so
+  // this one runs while the thread-safe function made before it is still valid.
+  void hookEnvCleanup(Napi::Env env) {
+    env_ = env;
+    hooked_ = napi_add_env_cleanup_hook(env, onEnvCleanup, this) == napi_ok;
+  }
+
+  static void onEnvCleanup(void* arg) {
+    auto* self = static_cast<FuseSession*>(arg);
+    self->hooked_ = false;
+    self->shutdown();
   }
 
   // The owner unmounts; another consumer only leaves (its queued requests get EIO). The
@@ -420,6 +440,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   std::shared_ptr<Session> session_;
+  napi_env env_ = nullptr;
+  bool hooked_ = false;
   uint32_t consumer_ = 0;
   bool owner_ = false;
   Napi::ThreadSafeFunction tsfn_;

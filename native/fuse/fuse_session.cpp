@@ -255,6 +255,14 @@ void Session::removeConsumer(uint32_t consumer) {
     left.swap(it->second.queue);
     consumers_.erase(it);
     for (auto r = routes_.begin(); r != routes_.end();) r = r->second.consumer == consumer ? routes_.erase(r) : std::next(r);
+    for (auto o = outstanding_.begin(); o != outstanding_.end();) {
+      if (o->second->consumer != consumer) {
+        ++o;
+        continue;
+      }
+      left.push_back(o->second);
+      o = outstanding_.erase(o);
+    }
   }
   for (Request* r : left) {
     if (r->req != nullptr) fuse_reply_err(r->req, EIO);
@@ -316,6 +324,7 @@ void Session::enqueue(Request* r) {
       for (int i = 0; i < 4; i++) r->fid[i] = it->second.fid[i];
     }
   }
+  r->consumer = to;
   Consumer& c = consumers_[to];
   bool wasEmpty = c.queue.empty();
   c.queue.push_back(r);

@@ -80,6 +80,7 @@ struct Request {
   struct stat attr {};    // setattr: the new values
   std::vector<char> data;  // write
   uint32_t fid[4] = {0, 0, 0, 0};  // a routed data request: the Fid its handle was routed with
+  uint32_t consumer = 0;           // the serving thread it was queued for
 };
 
 class Session {
@@ -95,8 +96,9 @@ class Session {
   ~Session();
   uint32_t id() const { return id_; }
 
-  // Another serving thread; returns its consumer id (never 0). Its queued requests are
-  // answered with EIO when it is removed.
+  // Another serving thread; returns its consumer id (never 0). When it is removed (it
+  // left, or its thread died) the requests queued for it and those it took but never
+  // answered get EIO, and its routes go: later data requests of those handles go to 0.
   uint32_t addConsumer(std::function<void()> wake);
   void removeConsumer(uint32_t consumer);
   // Data requests of file handle `fh` go to `consumer`, carrying `fid`, until unroute.

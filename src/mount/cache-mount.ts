@@ -73,6 +73,9 @@ export interface MountStats {
   /** Nodes the kernel holds. */
   readonly nodes: number;
   readonly openFiles: number;
+  /** Request workers serving now, and those that ended unasked (their handles moved to the mounting thread). */
+  readonly requestWorkers: number;
+  readonly requestWorkersLost: number;
 }
 
 /** A file in the mount's root, found by lookup only, whose contents are the stats as JSON. */
@@ -137,6 +140,7 @@ export class CacheMount {
   #resolveEnded!: () => void;
   #nextFh = 1;
   #nextWorker = 0;
+  #workersLost = 0;
   #unmounting: Promise<void> | undefined;
 
   /** Mounts `server`'s tree at `mountpoint` (an existing empty directory); resolves once it serves. */
@@ -189,6 +193,11 @@ export class CacheMount {
     });
   }
 
+  /** @internal The request workers' threads (tests end one to see the mount carry on). */
+  get requestWorkerThreads(): readonly Worker[] {
+    return this.#workers.map((w) => w.worker);
+  }
+
   /** The cache serving the mount (undefined with caching off). */
   get cache(): CacheManager | undefined {
     return this.#cache;
@@ -212,6 +221,8 @@ export class CacheMount {
       server: { ...this.#server.counters },
       nodes: this.#nodes.size,
       openFiles: this.#files.size,
+      requestWorkers: this.#workers.length,
+      requestWorkersLost: this.#workersLost,
     };
   }
 
@@ -262,6 +273,15 @@ export class CacheMount {
         else if (this.#unmounting === undefined) void this.#cache!.runBackground(m.job).catch(() => {});
       });
       worker.once('error', reject);
+    });
+    // A worker that ends unasked has left the session (its env cleanup removes it as a
+    // consumer: what it held is answered EIO, later requests of its handles come here).
+    worker.once('exit', () => {
+      if (this.#unmounting !== undefined) return;
+      const i = this.#workers.findIndex((w) => w.worker === worker);
+      if (i < 0) return;
+      this.#workers.splice(i, 1);
+      this.#workersLost++;
     });
     return { worker, consumer };
   }
