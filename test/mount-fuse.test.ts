@@ -30,6 +30,8 @@ interface Mounted {
   readonly mountpoint: string;
   readonly cli: ChildProcess;
   readonly output: () => string;
+  /** The CLI's exit code, once it exits. */
+  readonly exited: Promise<number | null>;
   /** Sends `signal` and resolves to the exit code once the CLI has unmounted and exited. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -60,6 +62,7 @@ async function mount(base: string, extra: string[] = []): Promise<Mounted> {
     mountpoint,
     cli,
     output: () => out,
+    exited,
     stop: async (signal = 'SIGTERM') => {
       if (cli.exitCode === null) cli.kill(signal);
       return exited;
@@ -321,4 +324,51 @@ test('a request worker that dies: its handles are served by the mounting thread,
     if (mounted(mnt)) execFileSync('umount', ['-l', mnt]);
     rmSync(base, { recursive: true, force: true });
   }
+});
+
+test('a server that refuses the final stores loses nothing: the CLI keeps the data and retries until it takes them', { skip, timeout: 60_000 }, async (t) => {
+  await withMount('refuse', [], async (m) => {
+    const file = path.join(m.backing, 'kept');
+    writeFileSync(file, '');
+    const probe = path.join(m.backing, 'probe');
+    writeFileSync(probe, '');
+    try {
+      execFileSync('chattr', ['+i', probe], { stdio: 'pipe' });
+      execFileSync('chattr', ['-i', probe], { stdio: 'pipe' });
+    } catch {
+      t.skip('chattr +i does not work on this file system (the way this test makes the backing file refuse writes)');
+      return;
+    }
+    // A writer holds the file open with 100 KiB written: acknowledged, not yet stored.
+    const data = new Uint8Array(100 * 1024).map((_, i) => (i * 7 + 3) & 0xff);
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs');
+        const fd = fs.openSync(process.argv[1], 'r+');
+        fs.writeSync(fd, new Uint8Array(100 * 1024).map((_, i) => (i * 7 + 3) & 0xff));
+        console.log('written');
+        setInterval(() => {}, 1000);`,
+        path.join(m.mountpoint, 'kept'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => writer.stdout!.on('data', () => resolve()));
+    execFileSync('chattr', ['+i', file]); // even root may not write it now
+    m.cli.kill('SIGTERM');
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (m.output().includes('refused the final stores')) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 20);
+    });
+    assert.equal(readFileSync(file).length, 0, 'not stored yet');
+    execFileSync('chattr', ['-i', file]); // the server recovers
+    assert.equal(await m.exited, 0, m.output());
+    writer.kill();
+    assert.equal(firstDifference(readFileSync(file), data), -1, 'every acknowledged byte reached the backing file');
+  });
 });

@@ -5,11 +5,13 @@
  *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
  *   cmkit stats <mountpoint>
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
- * stores every acknowledged write and unmounts. Sizes take a K, M or G suffix (powers of
+ * unmounts and stores every acknowledged write; if the server refuses, it keeps the data
+ * and retries every second until a second signal gives it up (exit 1). Sizes take a K, M or G suffix (powers of
  * 1024).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { CacheManagerOptions } from '../cache/cache-manager.js';
 import { DirectoryFileServer } from '../server/directory-file-server.js';
@@ -73,21 +75,41 @@ async function mount(args: string[]): Promise<number> {
   const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
   const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers });
   console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
-  let code = 0;
-  const stop = (signal: string): void => {
-    console.log(`cmkit: ${signal}: storing dirty data and unmounting`);
-    m.unmount().catch((e: unknown) => {
-      console.error(`cmkit: the server refused the final stores: ${(e as Error).message}`);
-      code = 1;
-    });
+  let signals = 0;
+  const onSignal = (signal: string): void => {
+    signals++;
+    if (signals === 1) {
+      console.log(`cmkit: ${signal}: unmounting, then storing every acknowledged write`);
+      void m.unmount().catch(() => {});
+    }
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   await m.ended;
-  await m.unmount().catch(() => {});
+  try {
+    await m.unmount();
+  } catch (e) {
+    // A failing server loses no written data: keep the data and keep trying, until the
+    // server takes it or the operator signals again to give it up.
+    console.error(`cmkit: the server refused the final stores (${(e as Error).message}); retrying every second, signal again to give up`);
+    const given = signals;
+    for (;;) {
+      await sleep(1000);
+      if (signals > given) {
+        console.error('cmkit: gave up; data the server did not take is lost');
+        return 1;
+      }
+      try {
+        await m.cache!.close();
+        break;
+      } catch {
+        // still refused
+      }
+    }
+  }
   const s = m.stats();
   console.log(`cmkit: unmounted; server fetched ${s.server.bytesFetched} bytes and stored ${s.server.bytesStored}`);
-  return code;
+  return 0;
 }
 
 async function stats(args: string[]): Promise<number> {
