@@ -215,6 +215,7 @@ std::shared_ptr<Session> Session::mount(const std::string& mountpoint, const std
   for (auto& a : argv) cargv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
   s->se_ = fuse_session_new(&args, &kOps, sizeof kOps, s.get());
+  fuse_opt_free_args(&args);  // what libfuse allocated while parsing them
   if (s->se_ == nullptr) {
     error = "fuse_session_new failed (bad mount options?)";
     return nullptr;

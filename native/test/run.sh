@@ -24,11 +24,20 @@ declare -A tests=(
   [ref_table_stress]="../core/ref_table.cpp"
   [rw_lock_stress]=""
 )
+names=(fid_test ref_table_stress rw_lock_stress)
+# The FUSE session, where libfuse3 is installed (it mounts for real: it skips itself,
+# saying why, without /dev/fuse or root).
+if pkg-config --exists fuse3 2>/dev/null; then
+  tests[fuse_session_stress]="../fuse/fuse_session.cpp $(pkg-config --cflags --libs fuse3)"
+  names+=(fuse_session_stress)
+else
+  echo "fuse_session_stress skipped: libfuse3 development files are not installed"
+fi
 
 passed=0
 failed=0
 for flavour in tsan asan; do
-  for t in fid_test ref_table_stress rw_lock_stress; do
+  for t in "${names[@]}"; do
     bin="$out/$t-$flavour"
     # shellcheck disable=SC2086
     "$cxx" "${common[@]}" ${flavours[$flavour]} "$t.cpp" ${tests[$t]} -o "$bin"
