@@ -39,8 +39,9 @@ import type { DirectoryFileServer, DirectoryServerCounters, DirEntryInfo, NodeAt
 import type { FileServer } from '../server/file-server.js';
 import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle } from './fuse.js';
 import { DataRequests } from './data-requests.js';
-import { errno, errnoError, errnoOf } from './errno.js';
+import { errno, errnoError } from './errno.js';
 import { NodeTable, ROOT_INO } from './node-table.js';
+import { RequestTasks } from './request-tasks.js';
 import type { RequestWorkerData, RequestWorkerMessage, RequestWorkerReply } from './request-worker.js';
 
 export interface CacheMountOptions {
@@ -128,13 +129,13 @@ export class CacheMount {
   readonly #inoByFid = new Map<string, number>();
   readonly #files = new Map<number, OpenFile>();
   readonly #dirs = new Map<number, DirEntryInfo[]>();
-  readonly #inFlight = new Set<Promise<void>>();
   /** ino -> ticket of the kernel invalidation a callback break asked for. */
   readonly #invalidating = new Map<number, number>();
   readonly #invalidationWaiters: Array<{ ticket: number; resolve: () => void }> = [];
   /** Requests served by every thread, by op number; the last word counts errors. */
   readonly #counters: Int32Array;
   readonly #data: DataRequests;
+  readonly #tasks: RequestTasks;
   readonly #workers: Array<{ worker: Worker; consumer: number }> = [];
   readonly #ended: Promise<void>;
   #resolveEnded!: () => void;
@@ -186,6 +187,7 @@ export class CacheMount {
     if (process.getuid?.() === 0) options.push('allow_other');
     this.#session = new fuse.FuseSession(mountpoint, options, () => this.#drain());
     this.#data = new DataRequests(this.#session, this.#cache, this.#cache === undefined ? this.#connection : undefined);
+    this.#tasks = new RequestTasks(this.#session, this.#counters);
     // The server tells us a file changed: the kernel's pages of it are stale now.
     this.#connection.onCallbackBreak((fid) => {
       const ino = this.#inoByFid.get(fid.toString());
@@ -236,7 +238,7 @@ export class CacheMount {
     this.#unmounting ??= (async () => {
       this.#session.stop();
       await Promise.all(this.#workers.map((w) => drainWorker(w.worker)));
-      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      await this.#tasks.settled();
       try {
         if (this.#cache !== undefined) await this.#cache.close();
       } finally {
@@ -247,7 +249,14 @@ export class CacheMount {
   }
 
   #drain(): void {
-    for (const r of this.#session.take()) this.#serve(r);
+    for (const r of this.#session.take()) {
+      if (r.op === this.#ops.forget) {
+        this.#tasks.run(r); // counted only: FORGET wants no answer
+        this.#forget(r.ino, r.nlookup!);
+      } else {
+        this.#tasks.run(r, () => this.#handle(r));
+      }
+    }
     if (this.#invalidationWaiters.length > 0) {
       const done = this.#session.invalidated();
       for (let i = this.#invalidationWaiters.length - 1; i >= 0; i--) {
@@ -284,20 +293,6 @@ export class CacheMount {
       this.#workersLost++;
     });
     return { worker, consumer };
-  }
-
-  #serve(r: FuseRequest): void {
-    Atomics.add(this.#counters, r.op, 1);
-    if (r.op === this.#ops.forget) {
-      this.#forget(r.ino, r.nlookup!);
-      return;
-    }
-    const task = this.#handle(r).catch((e: unknown) => {
-      Atomics.add(this.#counters, this.#counters.length - 1, 1);
-      this.#session.replyError(r.id, errnoOf(e));
-    });
-    this.#inFlight.add(task);
-    void task.finally(() => this.#inFlight.delete(task));
   }
 
   #handle(r: FuseRequest): Promise<void> {

@@ -11,8 +11,8 @@ import type { BackgroundJob } from '../cache/background-job.js';
 import { CacheManager, type CacheDescriptor } from '../cache/cache-manager.js';
 import { Fid } from '../core/fid.js';
 import { DataRequests } from './data-requests.js';
-import { errnoOf } from './errno.js';
 import { loadFuse, type FuseRequest } from './fuse.js';
+import { RequestTasks } from './request-tasks.js';
 
 export interface RequestWorkerData {
   readonly sessionId: number;
@@ -34,29 +34,23 @@ const cache = CacheManager.attach(descriptor);
 // connection: their RPCs then cost no hop between threads, and this thread is left free
 // to answer the kernel.
 cache.setBackgroundRunner(async (job) => post({ job }));
-const inFlight = new Set<Promise<void>>();
 const session = new fuse.FuseSession(sessionId, () => {
-  for (const r of session.take()) serve(r);
+  for (const r of session.take()) tasks.run(r, () => serve(r));
 });
+const tasks = new RequestTasks(session, counters);
 const data = new DataRequests(session, cache, undefined);
 
-function serve(r: FuseRequest): void {
-  Atomics.add(counters, r.op, 1);
+function serve(r: FuseRequest): Promise<void> {
   const fid = new Fid(...r.fid!);
-  const op =
-    r.op === fuse.ops.read ? data.read(r, fid) : r.op === fuse.ops.write ? data.write(r, fid) : data.flush(r, fid);
-  const task = op.catch((e: unknown) => {
-    Atomics.add(counters, counters.length - 1, 1);
-    session.replyError(r.id, errnoOf(e));
-  });
-  inFlight.add(task);
-  void task.finally(() => inFlight.delete(task));
+  if (r.op === fuse.ops.read) return data.read(r, fid);
+  if (r.op === fuse.ops.write) return data.write(r, fid);
+  return data.flush(r, fid);
 }
 
 parentPort!.on('message', (m: RequestWorkerMessage) => {
   if (m !== 'drain') return;
   void (async () => {
-    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    await tasks.settled();
     session.stop();
     await cache.close();
     post('drained');
