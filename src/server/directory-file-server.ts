@@ -164,7 +164,7 @@ export class DirectoryFileServer {
   }
 
   #attrOf(full: string, st: BigIntStats): NodeAttr {
-    const kind: NodeKind = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+    const kind = kindOf(st);
     return {
       kind,
       fid: kind === 'file' ? this.#remember(full, st) : undefined,
@@ -190,10 +190,7 @@ export class DirectoryFileServer {
   readdir(relative: string): Promise<DirEntryInfo[]> {
     const full = this.#resolve(relative, 'relative');
     return this.#namespaceRpc(async () =>
-      (await readdir(full, { withFileTypes: true })).map((d) => ({
-        name: d.name,
-        kind: d.isFile() ? 'file' : d.isDirectory() ? 'directory' : d.isSymbolicLink() ? 'symlink' : 'other',
-      })),
+      (await readdir(full, { withFileTypes: true })).map((d) => ({ name: d.name, kind: kindOf(d) })),
     );
   }
 
@@ -422,6 +419,11 @@ async function withFile<T>(file: string, flags: string, fn: (h: FileHandle) => P
   } finally {
     await h.close();
   }
+}
+
+/** The kind of a node, from a stat or a directory entry. */
+function kindOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): NodeKind {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
 }
 
 function lstatBig(full: string): Promise<BigIntStats> {
