@@ -419,16 +419,10 @@ export class CacheManager {
   cachedLength(fid: Fid): number | undefined {
     this.#checkOpen('cachedLength');
     checkFidArg(fid);
-    const slot = this.#vnodes.findHold(fid);
+    const slot = this.#holdIfCurrent(fid);
     if (slot < 0) return undefined;
     try {
-      const I = this.#v.vnodeI32;
-      const i = slot * VNODE_I32;
-      const f = slot * VNODE_F64;
-      if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return undefined;
-      if (Atomics.load(I, i + VnodeI32.StatusSeq) !== Atomics.load(I, i + VnodeI32.BreakSeq)) return undefined;
-      const length = this.#v.vnodeF64[f + VnodeF64.Length]!;
-      return this.#v.vnodeF64[f + VnodeF64.DataVersion]! < 0 ? undefined : length;
+      return this.#v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]!;
     } finally {
       this.#vnodes.release(slot);
     }
@@ -832,17 +826,13 @@ export class CacheManager {
    * changed nothing, and the caller takes the slow path.
    */
   #readCached(fid: Fid, offset: number, length: number, into: Uint8Array | undefined, caller: Caller | undefined): Uint8Array | undefined {
-    const slot = this.#vnodes.findHold(fid);
+    const slot = this.#holdIfCurrent(fid);
     if (slot < 0) return undefined;
     try {
       const I = this.#v.vnodeI32;
       const F = this.#v.vnodeF64;
       const i = slot * VNODE_I32;
       const f = slot * VNODE_F64;
-      if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return undefined;
-      if (Atomics.load(I, i + VnodeI32.StatusSeq) !== Atomics.load(I, i + VnodeI32.BreakSeq) || F[f + VnodeF64.DataVersion]! < 0) {
-        return undefined;
-      }
       let lock = this.#syncLocks.get(slot);
       if (lock === undefined) {
         lock = new RwLock(I, i + VnodeI32.Lock);
@@ -871,6 +861,24 @@ export class CacheManager {
     } finally {
       this.#vnodes.release(slot);
     }
+  }
+
+  /**
+   * Without an RPC or a lock: fid's vnode slot, held, if the cache has it with a current
+   * status (no callback break since it was fetched); -1 otherwise. The caller releases it.
+   */
+  #holdIfCurrent(fid: Fid): number {
+    const slot = this.#vnodes.findHold(fid);
+    if (slot < 0) return -1;
+    const I = this.#v.vnodeI32;
+    const i = slot * VNODE_I32;
+    const current =
+      identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique) &&
+      Atomics.load(I, i + VnodeI32.StatusSeq) === Atomics.load(I, i + VnodeI32.BreakSeq) &&
+      this.#v.vnodeF64[slot * VNODE_F64 + VnodeF64.DataVersion]! >= 0;
+    if (current) return slot;
+    this.#vnodes.release(slot);
+    return -1;
   }
 
   /** Under the read lock: copies from one block if it is cached and valid; 0 if not. */
