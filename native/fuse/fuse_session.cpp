@@ -23,6 +23,15 @@ Request* make(fuse_req_t req, Op op, fuse_ino_t ino) {
 
 void queue(fuse_req_t req, Request* r) { sessionOf(req)->enqueue(r); }
 
+// A request on an open file (or directory) handle; read and readdir also carry a range.
+Request* onHandle(fuse_req_t req, Op op, fuse_ino_t ino, const fuse_file_info* fi, size_t size = 0, off_t off = 0) {
+  Request* r = make(req, op, ino);
+  r->fh = fi->fh;
+  r->size = size;
+  r->offset = off;
+  return r;
+}
+
 // The kernel asks for big writes and reads (1 MiB), and leaves caching choices to each
 // reply: no writeback cache, so every write reaches the cache manager at once.
 void opInit(void*, fuse_conn_info* conn) {
@@ -69,17 +78,11 @@ void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
 void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { queue(req, make(req, Op::Opendir, ino)); }
 
 void opReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  Request* r = make(req, Op::Readdir, ino);
-  r->size = size;
-  r->offset = off;
-  r->fh = fi->fh;
-  queue(req, r);
+  queue(req, onHandle(req, Op::Readdir, ino, fi, size, off));
 }
 
 void opReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Request* r = make(req, Op::Releasedir, ino);
-  r->fh = fi->fh;
-  queue(req, r);
+  queue(req, onHandle(req, Op::Releasedir, ino, fi));
 }
 
 void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -97,37 +100,21 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 }
 
 void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  Request* r = make(req, Op::Read, ino);
-  r->size = size;
-  r->offset = off;
-  r->fh = fi->fh;
-  queue(req, r);
+  queue(req, onHandle(req, Op::Read, ino, fi, size, off));
 }
 
 void opWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  Request* r = make(req, Op::Write, ino);
+  Request* r = onHandle(req, Op::Write, ino, fi, 0, off);
   r->data.assign(buf, buf + size);
-  r->offset = off;
-  r->fh = fi->fh;
   queue(req, r);
 }
 
-void opFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Request* r = make(req, Op::Flush, ino);
-  r->fh = fi->fh;
-  queue(req, r);
-}
+void opFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { queue(req, onHandle(req, Op::Flush, ino, fi)); }
 
-void opFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
-  Request* r = make(req, Op::Fsync, ino);
-  r->fh = fi->fh;
-  queue(req, r);
-}
+void opFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) { queue(req, onHandle(req, Op::Fsync, ino, fi)); }
 
 void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Request* r = make(req, Op::Release, ino);
-  r->fh = fi->fh;
-  queue(req, r);
+  queue(req, onHandle(req, Op::Release, ino, fi));
 }
 
 void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
