@@ -10,7 +10,7 @@
     {
       'target_name': 'cmkit_core',
       'type': 'static_library',
-      'sources': ['native/core/ref_table.cpp'],
+      'sources': ['native/core/ref_table.cpp', 'native/core/backing_dir.cpp'],
     },
     {
       'target_name': 'cmkit',
@@ -25,6 +25,7 @@
         'native/addon/ref_table_binding.cpp',
         'native/addon/rw_lock_binding.cpp',
         'native/addon/bench_binding.cpp',
+        'native/addon/backing_binding.cpp',
       ],
       'defines': [
         'NAPI_VERSION=8',

@@ -44,7 +44,7 @@ export { TokenRenewer } from './users/token-renewer.js';
 export type { TokenRenewerOptions, RenewalPass } from './users/token-renewer.js';
 export { Tracer, TRACE_CATEGORIES } from './trace/tracer.js';
 export type { TraceCategory, TraceSink, TracePoint } from './trace/tracer.js';
-export { CacheMount, STATS_FILE } from './mount/cache-mount.js';
+export { CacheMount } from './mount/cache-mount.js';
 export type { CacheMountOptions, MountStats } from './mount/cache-mount.js';
 export { fuseUnavailable } from './mount/fuse.js';
 export type { NodeAttr, NodeKind, DirEntryInfo, AttrChanges } from './server/directory-file-server.js';

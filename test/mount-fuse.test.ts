@@ -14,7 +14,7 @@ import { test } from 'node:test';
 
 import { DirectoryFileServer } from '../src/index.js';
 import { fuseUnavailable } from '../src/mount/fuse.js';
-import { CacheMount, STATS_FILE, type MountStats } from '../src/mount/cache-mount.js';
+import { CacheMount, type MountStats } from '../src/mount/cache-mount.js';
 import { firstDifference, patterned } from './helpers/files.js';
 import { runFsx, type FsxTarget } from './helpers/fsx.js';
 import { seededRandom } from './helpers/random.js';
@@ -91,8 +91,9 @@ async function withMount(name: string, extra: string[], body: (m: Mounted) => Pr
   }
 }
 
+/** The mount's stats, over its control socket (as `cmkit stats` gives them). */
 function stats(m: Mounted): MountStats {
-  return JSON.parse(readFileSync(path.join(m.mountpoint, STATS_FILE), 'utf8')) as MountStats;
+  return JSON.parse(execFileSync(process.execPath, [CLI, 'stats', m.mountpoint], { encoding: 'utf8' })) as MountStats;
 }
 
 test('CacheMount.mount refuses bad arguments by name, before touching FUSE', async () => {

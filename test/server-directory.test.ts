@@ -98,14 +98,14 @@ test('namespace RPCs: a rename through the server keeps Fids and versions; chmod
     await server.rename('a', 'b');
     const moved = await server.getattr('b/f');
     assert.ok(moved.fid!.equals(fid), 'the same file, the same Fid');
-    await server.setattr('b/f', { mode: 0o600, mtimeMs: Date.UTC(2020, 0, 1) });
+    await server.setattr('b/f', { mode: 0o600, mtime: { sec: Date.UTC(2020, 0, 1) / 1000, nsec: 0 } });
     assert.equal((await server.getattr('b/f')).mode & 0o777, 0o600);
     // Our cache's status is still current: no version jump, no refetch.
     const fetched = server.counters.fetchData;
     assert.equal(firstDifference(await cm.read(fid, 0, 10 * KiB), patterned(10 * KiB, 5)), -1);
     assert.equal(server.counters.fetchData, fetched);
     assert.equal((await cm.stat(fid)).dataVersion, dataVersion, 'rename, chmod and utimes left the version alone');
-    assert.deepEqual((await server.readdir('b')).map((e) => [e.name, e.kind]), [['f', 'file']]);
+    assert.deepEqual((await server.readdir('b')).map((e) => [e.name, e.attr.kind]), [['f', 'file']]);
     await assert.rejects(server.create('b/f', 0o644), { code: 'EEXIST' });
     await server.unlink('b/f');
     await server.rmdir('b');

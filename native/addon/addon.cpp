@@ -58,6 +58,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initRefTable(env, exports);
   initRwLock(env, exports);
   initBench(env, exports);
+  initBacking(env, exports);
   return exports;
 }
 

@@ -8,5 +8,6 @@ namespace cmkit::addon {
 void initRefTable(Napi::Env env, Napi::Object exports);
 void initRwLock(Napi::Env env, Napi::Object exports);
 void initBench(Napi::Env env, Napi::Object exports);
+void initBacking(Napi::Env env, Napi::Object exports);
 
 }  // namespace cmkit::addon

@@ -21,15 +21,19 @@ bool typeError(Napi::Env env, const char* message) {
   return false;
 }
 
-// A stat from [ino, mode, nlink, uid, gid, size, blocks, atimeMs, mtimeMs, ctimeMs].
-bool statArg(const Napi::CallbackInfo& info, size_t i, struct stat& st) {
-  if (!info[i].IsArray()) return typeError(info.Env(), "attr must be an array of 10 numbers");
-  Napi::Array a = info[i].As<Napi::Array>();
-  if (a.Length() != 10) return typeError(info.Env(), "attr must be an array of 10 numbers");
-  double v[10];
-  for (uint32_t k = 0; k < 10; k++) {
+// A stat from [ino, mode, nlink, uid, gid, rdev, size, blocks, atimeSec, atimeNsec,
+// mtimeSec, mtimeNsec, ctimeSec, ctimeNsec].
+constexpr uint32_t kAttrFields = 14;
+
+bool statFrom(Napi::Env env, Napi::Value value, struct stat& st) {
+  const char* message = "attr must be an array of 14 numbers";
+  if (!value.IsArray()) return typeError(env, message);
+  Napi::Array a = value.As<Napi::Array>();
+  if (a.Length() != kAttrFields) return typeError(env, message);
+  double v[kAttrFields];
+  for (uint32_t k = 0; k < kAttrFields; k++) {
     Napi::Value x = a.Get(k);
-    if (!x.IsNumber()) return typeError(info.Env(), "attr must be an array of 10 numbers");
+    if (!x.IsNumber()) return typeError(env, message);
     v[k] = x.As<Napi::Number>().DoubleValue();
   }
   st = {};
@@ -38,18 +42,35 @@ bool statArg(const Napi::CallbackInfo& info, size_t i, struct stat& st) {
   st.st_nlink = static_cast<nlink_t>(v[2]);
   st.st_uid = static_cast<uid_t>(v[3]);
   st.st_gid = static_cast<gid_t>(v[4]);
-  st.st_size = static_cast<off_t>(v[5]);
-  st.st_blocks = static_cast<blkcnt_t>(v[6]);
+  st.st_rdev = static_cast<dev_t>(v[5]);
+  st.st_size = static_cast<off_t>(v[6]);
+  st.st_blocks = static_cast<blkcnt_t>(v[7]);
   st.st_blksize = 4096;
-  auto setTime = [](struct timespec& ts, double ms) {
-    double s = ms / 1000;
-    ts.tv_sec = static_cast<time_t>(s < 0 ? 0 : s);
-    ts.tv_nsec = static_cast<long>((ms - static_cast<double>(ts.tv_sec) * 1000) * 1e6);
-    if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) ts.tv_nsec = 0;
+  auto setTime = [](struct timespec& ts, double sec, double nsec) {
+    ts.tv_sec = static_cast<time_t>(sec);
+    ts.tv_nsec = nsec >= 0 && nsec < 1e9 ? static_cast<long>(nsec) : 0;
   };
-  setTime(st.st_atim, v[7]);
-  setTime(st.st_mtim, v[8]);
-  setTime(st.st_ctim, v[9]);
+  setTime(st.st_atim, v[8], v[9]);
+  setTime(st.st_mtim, v[10], v[11]);
+  setTime(st.st_ctim, v[12], v[13]);
+  return true;
+}
+
+bool statArg(const Napi::CallbackInfo& info, size_t i, struct stat& st) { return statFrom(info.Env(), info[i], st); }
+
+// Names are byte strings: one JS char per byte (latin1), so no byte is lost to UTF-8.
+Napi::Value latin1(Napi::Env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_latin1(env, s.data(), s.size(), &v);
+  return Napi::Value(env, v);
+}
+
+bool bytesOf(Napi::Env env, Napi::Value value, std::string& out) {
+  if (!value.IsString()) return typeError(env, "names must be strings");
+  size_t len = 0;
+  napi_get_value_string_latin1(env, value, nullptr, 0, &len);
+  out.resize(len);
+  napi_get_value_string_latin1(env, value, out.data(), len + 1, &len);
   return true;
 }
 
@@ -65,9 +86,6 @@ uint32_t idArg(const Napi::CallbackInfo& info) {
   return info[0].As<Napi::Number>().Uint32Value();
 }
 
-double timeMs(const struct timespec& ts) {
-  return static_cast<double>(ts.tv_sec) * 1000 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
 
 class FuseSession : public Napi::ObjectWrap<FuseSession> {
  public:
@@ -84,6 +102,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                            InstanceMethod("replyData", &FuseSession::replyData),
                            InstanceMethod("replyWrite", &FuseSession::replyWrite),
                            InstanceMethod("replyDir", &FuseSession::replyDir),
+                           InstanceMethod("replyDirPlus", &FuseSession::replyDirPlus),
+                           InstanceMethod("replyReadlink", &FuseSession::replyReadlink),
                            InstanceMethod("replyStatfs", &FuseSession::replyStatfs),
                            InstanceMethod("invalidate", &FuseSession::invalidate),
                            InstanceMethod("invalidated", &FuseSession::invalidated),
@@ -238,18 +258,30 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
         case Op::Lookup:
         case Op::Unlink:
         case Op::Rmdir:
-          o.Set("name", r->name);
+          o.Set("name", latin1(env, r->name));
           break;
         case Op::Mkdir:
         case Op::Create:
-          o.Set("name", r->name);
+        case Op::Mknod:
+          o.Set("name", latin1(env, r->name));
           o.Set("mode", r->mode);
           o.Set("flags", r->flags);
+          o.Set("rdev", static_cast<double>(r->rdev));
+          setCaller(o, r);
+          break;
+        case Op::Symlink:
+          o.Set("name", latin1(env, r->name));
+          o.Set("target", latin1(env, r->name2));
+          setCaller(o, r);
+          break;
+        case Op::Link:
+          o.Set("newParent", static_cast<double>(r->ino2));
+          o.Set("newName", latin1(env, r->name));
           break;
         case Op::Rename:
-          o.Set("name", r->name);
+          o.Set("name", latin1(env, r->name));
           o.Set("newParent", static_cast<double>(r->ino2));
-          o.Set("newName", r->name2);
+          o.Set("newName", latin1(env, r->name2));
           o.Set("flags", r->flags);
           break;
         case Op::Forget:
@@ -258,18 +290,23 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
         case Op::Setattr:
           o.Set("toSet", r->toSet);
           o.Set("mode", static_cast<uint32_t>(r->attr.st_mode));
+          o.Set("uid", static_cast<uint32_t>(r->attr.st_uid));
+          o.Set("gid", static_cast<uint32_t>(r->attr.st_gid));
           o.Set("size", static_cast<double>(r->attr.st_size));
-          o.Set("atimeMs", timeMs(r->attr.st_atim));
-          o.Set("mtimeMs", timeMs(r->attr.st_mtim));
+          o.Set("atime", timeArray(env, r->attr.st_atim));
+          o.Set("mtime", timeArray(env, r->attr.st_mtim));
           o.Set("fh", static_cast<double>(r->fh));
+          setCaller(o, r);
           break;
         case Op::Open:
           o.Set("flags", r->flags);
+          setCaller(o, r);
           break;
         case Op::Read:
           setFid(env, o, r);
           [[fallthrough]];
         case Op::Readdir:
+        case Op::Readdirplus:
           o.Set("fh", static_cast<double>(r->fh));
           o.Set("offset", static_cast<double>(r->offset));
           o.Set("size", static_cast<double>(r->size));
@@ -377,12 +414,52 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     Napi::Array modes = info[3].As<Napi::Array>();
     std::vector<Session::DirEntry> listing;
     for (uint32_t i = 0; i < names.Length(); i++) {
-      listing.push_back({names.Get(i).ToString().Utf8Value(),
-                         static_cast<uint64_t>(inos.Get(i).ToNumber().DoubleValue()),
+      std::string name;
+      if (!bytesOf(info.Env(), names.Get(i), name)) return info.Env().Undefined();
+      listing.push_back({std::move(name), static_cast<uint64_t>(inos.Get(i).ToNumber().DoubleValue()),
                          static_cast<uint32_t>(modes.Get(i).ToNumber().Uint32Value())});
     }
     double offset = num(info, 4);
     if (id && session_) session_->replyDir(id, listing, offset < 0 ? 0 : static_cast<size_t>(offset));
+    return info.Env().Undefined();
+  }
+
+  // replyDirPlus(id, names: string[], attrs: FuseAttr[], inos: number[], offset, entryTimeout,
+  // attrTimeout) -> how many entries went out (the kernel holds a lookup of each with ino != 0)
+  Napi::Value replyDirPlus(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = idArg(info);
+    if (!info[1].IsArray() || !info[2].IsArray() || !info[3].IsArray()) {
+      typeError(env, "names, attrs and inos must be arrays");
+      return env.Undefined();
+    }
+    Napi::Array names = info[1].As<Napi::Array>();
+    Napi::Array attrs = info[2].As<Napi::Array>();
+    Napi::Array inos = info[3].As<Napi::Array>();
+    if (attrs.Length() != names.Length() || inos.Length() != names.Length()) {
+      typeError(env, "names, attrs and inos must have the same length");
+      return env.Undefined();
+    }
+    std::vector<Session::DirEntryPlus> entries(names.Length());
+    for (uint32_t i = 0; i < names.Length(); i++) {
+      if (!bytesOf(env, names.Get(i), entries[i].name) || !statFrom(env, attrs.Get(i), entries[i].attr)) {
+        return env.Undefined();
+      }
+      entries[i].ino = static_cast<uint64_t>(inos.Get(i).ToNumber().DoubleValue());
+    }
+    double offset = num(info, 4);
+    size_t sent = 0;
+    if (id && session_) {
+      sent = session_->replyDirPlus(id, entries, offset < 0 ? 0 : static_cast<size_t>(offset), num(info, 5), num(info, 6));
+    }
+    return Napi::Number::New(env, static_cast<double>(sent));
+  }
+
+  // replyReadlink(id, target: byte string)
+  Napi::Value replyReadlink(const Napi::CallbackInfo& info) {
+    uint32_t id = idArg(info);
+    std::string target;
+    if (id && bytesOf(info.Env(), info[1], target) && session_) session_->replyReadlink(id, target);
     return info.Env().Undefined();
   }
 
@@ -431,6 +508,20 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
+  static Napi::Value timeArray(Napi::Env env, const struct timespec& ts) {
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(0u, static_cast<double>(ts.tv_sec));
+    a.Set(1u, static_cast<double>(ts.tv_nsec));
+    return a;
+  }
+
+  // Who asks: the request's uid, gid and pid.
+  static void setCaller(Napi::Object& o, const Request* r) {
+    o.Set("callerUid", r->uid);
+    o.Set("callerGid", r->gid);
+    o.Set("callerPid", r->pid);
+  }
+
   // A routed data request names its file by the Fid it was routed with.
   void setFid(Napi::Env env, Napi::Object& o, const Request* r) {
     if (consumer_ == 0) return;
@@ -453,7 +544,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   Napi::Object ops = Napi::Object::New(env);
   const char* names[] = {"lookup", "forget", "getattr", "setattr", "opendir", "readdir", "releasedir",
                          "open",   "create", "read",    "write",   "flush",   "fsync",   "release",
-                         "unlink", "rename", "mkdir",   "rmdir",   "statfs"};
+                         "unlink", "rename", "mkdir",   "rmdir",   "statfs",  "readlink", "symlink",
+                         "link",   "mknod",  "readdirplus"};
   for (uint32_t i = 0; i < sizeof names / sizeof names[0]; i++) ops.Set(names[i], i);
   exports.Set("ops", ops);
   return exports;

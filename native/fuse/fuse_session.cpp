@@ -18,6 +18,12 @@ Request* make(fuse_req_t req, Op op, fuse_ino_t ino) {
   r->req = req;
   r->op = op;
   r->ino = ino;
+  if (req != nullptr) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    r->uid = ctx->uid;
+    r->gid = ctx->gid;
+    r->pid = static_cast<uint32_t>(ctx->pid);
+  }
   return r;
 }
 
@@ -32,11 +38,24 @@ Request* onHandle(fuse_req_t req, Op op, fuse_ino_t ino, const fuse_file_info* f
   return r;
 }
 
-// The kernel asks for big writes and reads (1 MiB), and leaves caching choices to each
-// reply: no writeback cache, so every write reaches the cache manager at once.
+// Every capability chosen here, not left to libfuse's defaults:
+//   - ATOMIC_O_TRUNC: open carries O_TRUNC and the open handler truncates (as a pending
+//     truncation in the cache, so an overwrite fetches nothing).
+//   - READDIRPLUS, always (not the kernel's adaptive choice): a listing brings every
+//     entry's attributes in the same round, so `ls -l` costs no GETATTR per name.
+//   - no writeback cache: every write reaches the cache manager at once.
+//   - no AUTO_INVAL_DATA: the mount invalidates pages itself when the server says so.
+//   - no DONT_MASK: the kernel applies the caller's umask; the server applies the mode as sent.
+//   - no POSIX ACLs, no locks (the kernel keeps flock/fcntl locks local), no splice.
+//   - no HANDLE_KILLPRIV: the kernel clears setuid/setgid itself, by a SETATTR of the mode,
+//     on a write or chown by a non-owner, as a local file system clears them.
+//   - no EXPORT_SUPPORT: lookups of "." and ".." are never asked.
+// Big writes and reads (1 MiB).
 void opInit(void*, fuse_conn_info* conn) {
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_DONT_MASK |
+                  FUSE_CAP_POSIX_ACL | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_SPLICE_READ |
+                  FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_EXPORT_SUPPORT);
+  conn->want |= conn->capable & (FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS);
   conn->max_write = 1024 * 1024;
   conn->max_readahead = 1024 * 1024;
 }
@@ -148,6 +167,34 @@ void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 
 void opStatfs(fuse_req_t req, fuse_ino_t ino) { queue(req, make(req, Op::Statfs, ino)); }
 
+void opReadlink(fuse_req_t req, fuse_ino_t ino) { queue(req, make(req, Op::Readlink, ino)); }
+
+void opSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  Request* r = make(req, Op::Symlink, parent);
+  r->name = name;
+  r->name2 = target;
+  queue(req, r);
+}
+
+void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Request* r = make(req, Op::Link, ino);
+  r->ino2 = newparent;
+  r->name = newname;
+  queue(req, r);
+}
+
+void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  Request* r = make(req, Op::Mknod, parent);
+  r->name = name;
+  r->mode = mode;
+  r->rdev = rdev;
+  queue(req, r);
+}
+
+void opReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  queue(req, onHandle(req, Op::Readdirplus, ino, fi, size, off));
+}
+
 const fuse_lowlevel_ops kOps = [] {
   fuse_lowlevel_ops ops{};
   ops.init = opInit;
@@ -171,6 +218,11 @@ const fuse_lowlevel_ops kOps = [] {
   ops.mkdir = opMkdir;
   ops.rename = opRename;
   ops.statfs = opStatfs;
+  ops.readlink = opReadlink;
+  ops.symlink = opSymlink;
+  ops.link = opLink;
+  ops.mknod = opMknod;
+  ops.readdirplus = opReaddirplus;
   return ops;
 }();
 
@@ -427,6 +479,38 @@ void Session::replyDir(uint32_t id, const std::vector<DirEntry>& listing, size_t
   }
   fuse_reply_buf(r->req, buf.data(), used);
   delete r;
+}
+
+size_t Session::replyDirPlus(uint32_t id, const std::vector<DirEntryPlus>& entries, size_t offset,
+                             double entryTimeout, double attrTimeout) {
+  Request* r = claim(id);
+  if (r == nullptr) return 0;
+  std::vector<char> buf(r->size);
+  size_t used = 0;
+  size_t sent = 0;
+  for (const DirEntryPlus& d : entries) {
+    fuse_entry_param e{};
+    e.ino = d.ino;
+    e.generation = 1;
+    e.attr = d.attr;
+    e.attr_timeout = attrTimeout;
+    e.entry_timeout = entryTimeout;
+    size_t need = fuse_add_direntry_plus(r->req, buf.data() + used, buf.size() - used, d.name.c_str(), &e,
+                                         static_cast<off_t>(offset + sent + 1));
+    if (need > buf.size() - used) break;
+    used += need;
+    sent++;
+  }
+  fuse_reply_buf(r->req, buf.data(), used);
+  delete r;
+  return sent;
+}
+
+void Session::replyReadlink(uint32_t id, const std::string& target) {
+  if (Request* r = claim(id)) {
+    fuse_reply_readlink(r->req, target.c_str());
+    delete r;
+  }
 }
 
 void Session::replyStatfs(uint32_t id, const struct statvfs& sv) {

@@ -60,6 +60,11 @@ enum class Op : uint8_t {
   Mkdir,
   Rmdir,
   Statfs,
+  Readlink,
+  Symlink,
+  Link,
+  Mknod,
+  Readdirplus,
 };
 
 // One kernel request, copied out of libfuse's buffer so it outlives the loop's callback.
@@ -68,14 +73,17 @@ struct Request {
   Op op = Op::Lookup;
   fuse_req_t req = nullptr;
   uint64_t ino = 0;
-  uint64_t ino2 = 0;      // rename: the new parent
-  std::string name;       // lookup/create/unlink/mkdir/rmdir/rename: the entry's name
-  std::string name2;      // rename: the new name
+  uint64_t ino2 = 0;      // rename: the new parent; link: the new parent
+  std::string name;       // lookup/create/unlink/mkdir/mknod/rmdir/rename/symlink/link: the entry's name
+  std::string name2;      // rename: the new name; symlink: the link's target
   uint64_t fh = 0;
   int64_t offset = 0;
   uint64_t size = 0;      // read: bytes wanted; forget: nlookup
   uint32_t flags = 0;     // open/create: open flags; rename: RENAME_* flags
   uint32_t mode = 0;
+  uint64_t rdev = 0;      // mknod
+  // Who asks (fuse_req_ctx): creates are owned by uid/gid.
+  uint32_t uid = 0, gid = 0, pid = 0;
   int toSet = 0;          // setattr: FUSE_SET_ATTR_* bits
   struct stat attr {};    // setattr: the new values
   std::vector<char> data;  // write
@@ -127,6 +135,17 @@ class Session {
   };
   // Entries from index `offset` of the directory's listing, as many as fit.
   void replyDir(uint32_t id, const std::vector<DirEntry>& listing, size_t offset);
+  // READDIRPLUS: entries (listing index offset + i) with attributes, as many as fit;
+  // returns how many went out. The kernel holds one more lookup of each that went out,
+  // except those with ino 0 (".", ".."), which carry no attributes.
+  struct DirEntryPlus {
+    std::string name;
+    struct stat attr;
+    uint64_t ino;
+  };
+  size_t replyDirPlus(uint32_t id, const std::vector<DirEntryPlus>& entries, size_t offset, double entryTimeout,
+                      double attrTimeout);
+  void replyReadlink(uint32_t id, const std::string& target);
   void replyStatfs(uint32_t id, const struct statvfs& sv);
 
   // Queues "forget the attributes and cached pages of ino" for the notifier thread;

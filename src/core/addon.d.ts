@@ -67,6 +67,31 @@ export interface BenchBinding {
   threadVoluntarySwitches(): number;
 }
 
+/**
+ * The backing directory calls (native/addon/backing_binding.cpp). Paths and names are byte
+ * strings (one char per byte); attributes are Float64Arrays of `attrWords` per node.
+ * Every call rejects with an Error carrying `errno`, `code` and `syscall`.
+ */
+export interface BackingBinding {
+  readonly attrWords: number;
+  /** An O_PATH descriptor of the root, or -errno. */
+  openRoot(path: string): number;
+  lstat(root: number, path: string): Promise<Float64Array>;
+  openFile(root: number, path: string, flags: number, mode: number, uid: number, gid: number): Promise<number>;
+  mkdir(root: number, path: string, mode: number, uid: number, gid: number): Promise<Float64Array>;
+  mknod(root: number, path: string, mode: number, rdev: number, uid: number, gid: number): Promise<Float64Array>;
+  symlink(root: number, target: string, path: string, uid: number, gid: number): Promise<Float64Array>;
+  readlink(root: number, path: string): Promise<string>;
+  link(root: number, from: string, to: string): Promise<Float64Array>;
+  unlink(root: number, path: string, directory: boolean): Promise<void>;
+  rename(root: number, from: string, to: string, flags: number): Promise<void>;
+  /** change: [which (1 uid, 2 gid, 4 mode), uid, gid, mode, atimeSec, atimeNsec, mtimeSec, mtimeNsec]. */
+  setattr(root: number, path: string, change: Float64Array): Promise<Float64Array>;
+  readdirPlus(root: number, path: string): Promise<{ names: string[]; attrs: Float64Array }>;
+  statfs(root: number): Promise<Float64Array>;
+  maxFileSize(root: number): Promise<number>;
+}
+
 export interface Addon {
   readonly scratch: Uint32Array;
   readonly status: StatusCodes;
@@ -79,4 +104,5 @@ export interface Addon {
   readonly refTable: RefTableBinding;
   readonly rwLock: RwLockBinding;
   readonly bench: BenchBinding;
+  readonly backing: BackingBinding;
 }

@@ -13,8 +13,10 @@
  * throws.
  *
  * What the kernel may cache, chosen so it never serves what the cache would not:
- *   - attributes: 0 s. Each stat asks us, so the size includes unstored writes and a
- *     change seen at the server shows at once.
+ *   - attributes: attrTimeoutS (default 1 s), as NFS's actimeo. Changes made through
+ *     the mount are always current (the kernel updates its copy from our replies and its
+ *     own writes); a change made outside shows within that time, or at the next open.
+ *     Listings answer READDIRPLUS, so `ls -l` costs one round per listing, not per name.
  *   - names: entryTimeoutS (default 1 s). A name created or removed outside the mount
  *     may be unseen for that long; names changed through the mount are always current.
  *   - pages: kept across opens (keep_cache) while the file is unchanged. Each open asks
@@ -25,6 +27,14 @@
  *   - no writeback cache: every write reaches the cache before write(2) returns.
  * A write is acknowledged once the cache holds it; close(2) and fsync(2) store the
  * file's dirty data and report a store that failed.
+ *
+ * As a local file system: open honours O_TRUNC (a pending truncation in the cache, so an
+ * overwrite fetches nothing); creates, mkdirs, mknods and symlinks are owned by the
+ * requesting uid/gid with the mode the kernel sends (already masked by the caller's
+ * umask); chown and chmod are checked by the kernel (default_permissions) and applied;
+ * names are bytes; hard links keep one node id; sizes past what the backing file system
+ * holds fail with EFBIG at the call. No name is reserved: stats go over a control
+ * channel (./control.ts).
  */
 
 import path from 'node:path';
@@ -35,7 +45,8 @@ import type { CacheStats } from '../cache/layout.js';
 import type { Fid } from '../core/fid.js';
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { checkInteger, checkObject } from '../core/validate.js';
-import type { DirectoryFileServer, DirectoryServerCounters, DirEntryInfo, NodeAttr, NodeKind } from '../server/directory-file-server.js';
+import type { DirectoryFileServer, DirectoryServerCounters, NodeAttr, Requester } from '../server/directory-file-server.js';
+import { S_IFDIR, S_IFMT } from '../server/backing-dir.js';
 import type { FileServer } from '../server/file-server.js';
 import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle } from './fuse.js';
 import { DataRequests } from './data-requests.js';
@@ -57,6 +68,8 @@ export interface CacheMountOptions {
   readonly cache?: CacheManagerOptions;
   /** Seconds the kernel may keep a name's answer. @default 1 */
   readonly entryTimeoutS?: number;
+  /** Seconds the kernel may keep a node's attributes. @default 1 */
+  readonly attrTimeoutS?: number;
   /**
    * Request workers serving reads, writes, flushes and fsyncs (caching on only); 0 serves
    * everything on the mounting thread. @default 2
@@ -79,10 +92,7 @@ export interface MountStats {
   readonly requestWorkersLost: number;
 }
 
-/** A file in the mount's root, found by lookup only, whose contents are the stats as JSON. */
-export const STATS_FILE = '.cmkit-stats';
-const STATS_INO = 2;
-const FIRST_INO = 3;
+const FIRST_INO = 2;
 /**
  * Bigger than the cache's own defaults: a mount fronts a slow server and the kernel asks
  * in 128 KiB reads, so each RPC carries 1 MiB (as NFS's rsize) and readahead runs 16 MiB
@@ -98,22 +108,30 @@ const DEFAULT_MOUNT_CACHE: CacheManagerOptions = {
 const DEFAULT_WORKERS = 2;
 const MAX_WORKERS = 64;
 
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
 const SET_MODE = 1 << 0;
+const SET_UID = 1 << 1;
+const SET_GID = 1 << 2;
 const SET_SIZE = 1 << 3;
 const SET_ATIME = 1 << 4;
 const SET_MTIME = 1 << 5;
 const SET_ATIME_NOW = 1 << 7;
 const SET_MTIME_NOW = 1 << 8;
 const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
+const O_ACCMODE = 3;
+const O_TRUNC = 0o1000;
+/** The smallest READDIRPLUS entry (header 152 bytes, a name padded to 8): bounds how many fit a reply. */
+const MIN_DIRENTPLUS = 160;
 
 interface OpenFile {
   readonly ino: number;
-  readonly fid: Fid | undefined;
-  /** The stats file's snapshot, taken at open. */
-  readonly contents?: Uint8Array;
+  readonly fid: Fid;
+}
+
+/** An open directory: its entries as listed at opendir ("." and ".." first). */
+interface OpenDir {
+  readonly names: string[];
+  readonly attrs: Array<NodeAttr | undefined>;
 }
 
 export class CacheMount {
@@ -124,11 +142,13 @@ export class CacheMount {
   readonly #ops: FuseOps;
   readonly #opNames: string[];
   readonly #entryTimeoutS: number;
+  readonly #attrTimeoutS: number;
+  readonly #maxFileSize: number;
   readonly #nodes = new NodeTable(FIRST_INO);
   readonly #fidByIno = new Map<number, Fid>();
   readonly #inoByFid = new Map<string, number>();
   readonly #files = new Map<number, OpenFile>();
-  readonly #dirs = new Map<number, DirEntryInfo[]>();
+  readonly #dirs = new Map<number, OpenDir>();
   /** ino -> ticket of the kernel invalidation a callback break asked for. */
   readonly #invalidating = new Map<number, number>();
   readonly #invalidationWaiters: Array<{ ticket: number; resolve: () => void }> = [];
@@ -148,17 +168,16 @@ export class CacheMount {
   static async mount(server: DirectoryFileServer, mountpoint: string, options: CacheMountOptions = {}): Promise<CacheMount> {
     if (typeof mountpoint !== 'string') throw invalidArgType('mountpoint', 'of type string', mountpoint);
     checkObject(options, 'options');
-    const entryTimeoutS = options.entryTimeoutS ?? 1;
-    if (typeof entryTimeoutS !== 'number' || !(entryTimeoutS >= 0) || entryTimeoutS === Infinity) {
-      throw outOfRange('options.entryTimeoutS', 'a finite number >= 0', entryTimeoutS);
-    }
+    const entryTimeoutS = checkTimeout(options.entryTimeoutS, 'options.entryTimeoutS');
+    const attrTimeoutS = checkTimeout(options.attrTimeoutS, 'options.attrTimeoutS');
     if (options.caching !== undefined && typeof options.caching !== 'boolean') {
       throw invalidArgType('options.caching', 'of type boolean', options.caching);
     }
     const workers = options.workers ?? DEFAULT_WORKERS;
     checkInteger(workers, 'options.workers', 0, MAX_WORKERS);
     const caching = options.caching ?? true;
-    const m = new CacheMount(server, mountpoint, caching, options.cache ?? {}, entryTimeoutS);
+    const maxFileSize = await server.maxFileSize();
+    const m = new CacheMount(server, mountpoint, caching, options.cache ?? {}, { entryTimeoutS, attrTimeoutS, maxFileSize });
     // A mount lives long: pay the cache memory's page faults now, not in the first reads.
     m.#cache?.prefault();
     if (caching) {
@@ -172,21 +191,29 @@ export class CacheMount {
     return m;
   }
 
-  private constructor(server: DirectoryFileServer, mountpoint: string, caching: boolean, cacheOptions: CacheManagerOptions, entryTimeoutS: number) {
+  private constructor(
+    server: DirectoryFileServer,
+    mountpoint: string,
+    caching: boolean,
+    cacheOptions: CacheManagerOptions,
+    limits: { entryTimeoutS: number; attrTimeoutS: number; maxFileSize: number },
+  ) {
     const fuse = loadFuse();
     this.#counters = new Int32Array(new SharedArrayBuffer(4 * (Object.keys(fuse.ops).length + 1)));
     this.#server = server;
     this.#ops = fuse.ops;
     this.#opNames = [];
     for (const [name, op] of Object.entries(fuse.ops)) this.#opNames[op] = name;
-    this.#entryTimeoutS = entryTimeoutS;
+    this.#entryTimeoutS = limits.entryTimeoutS;
+    this.#attrTimeoutS = limits.attrTimeoutS;
+    this.#maxFileSize = limits.maxFileSize;
     this.#connection = server.connect();
     this.#cache = caching ? CacheManager.create(this.#connection, { ...DEFAULT_MOUNT_CACHE, ...cacheOptions }) : undefined;
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     const options = ['fsname=cmkit', 'subtype=cmkit', 'default_permissions'];
     if (process.getuid?.() === 0) options.push('allow_other');
     this.#session = new fuse.FuseSession(mountpoint, options, () => this.#drain());
-    this.#data = new DataRequests(this.#session, this.#cache, this.#cache === undefined ? this.#connection : undefined);
+    this.#data = new DataRequests(this.#session, this.#cache, this.#cache === undefined ? this.#connection : undefined, this.#maxFileSize);
     this.#tasks = new RequestTasks(this.#session, this.#counters);
     // The server tells us a file changed: the kernel's pages of it are stale now.
     this.#connection.onCallbackBreak((fid) => {
@@ -271,7 +298,12 @@ export class CacheMount {
 
   /** A request worker attached to the cache and the session; resolves once it serves. */
   async #startWorker(): Promise<{ worker: Worker; consumer: number }> {
-    const workerData: RequestWorkerData = { sessionId: this.#session.sessionId(), cache: this.#cache!.descriptor, counters: this.#counters };
+    const workerData: RequestWorkerData = {
+      sessionId: this.#session.sessionId(),
+      cache: this.#cache!.descriptor,
+      counters: this.#counters,
+      maxFileSize: this.#maxFileSize,
+    };
     const worker = new Worker(path.join(__dirname, 'request-worker.js'), { workerData });
     const consumer = await new Promise<number>((resolve, reject) => {
       worker.on('message', (m: RequestWorkerReply) => {
@@ -308,6 +340,8 @@ export class CacheMount {
         return this.#opendir(r);
       case ops.readdir:
         return this.#readdir(r);
+      case ops.readdirplus:
+        return this.#readdirplus(r);
       case ops.releasedir:
         this.#dirs.delete(r.fh!);
         this.#session.replyError(r.id, 0);
@@ -338,6 +372,14 @@ export class CacheMount {
         return this.#rename(r);
       case ops.statfs:
         return this.#statfs(r);
+      case ops.mknod:
+        return this.#mknod(r);
+      case ops.symlink:
+        return this.#symlink(r);
+      case ops.readlink:
+        return this.#readlink(r);
+      case ops.link:
+        return this.#link(r);
       default:
         return Promise.reject(errnoError(errno.ENOSYS));
     }
@@ -363,9 +405,10 @@ export class CacheMount {
     return fid;
   }
 
-  /** Answers a lookup-like request: the node gets an id the kernel now holds. */
+  /** Answers a lookup-like request: the node gets an id the kernel now holds (a file's other links share it). */
   #entry(parent: number, name: string, attr: NodeAttr): { ino: number; attr: FuseAttr } {
-    const ino = this.#nodes.remember(parent, name);
+    const sameAs = attr.fid !== undefined ? this.#inoByFid.get(attr.fid.toString()) : undefined;
+    const ino = this.#nodes.remember(parent, name, sameAs);
     if (attr.fid !== undefined) {
       this.#fidByIno.set(ino, attr.fid);
       this.#inoByFid.set(attr.fid.toString(), ino);
@@ -384,52 +427,46 @@ export class CacheMount {
   #fuseAttr(ino: number, a: NodeAttr): FuseAttr {
     // The cache's length includes writes the server has not seen yet.
     const size = a.fid !== undefined ? (this.#cache?.cachedLength(a.fid) ?? a.size) : a.size;
-    const blocks = a.fid !== undefined ? Math.ceil(size / 512) : a.blocks;
-    return [ino, a.mode, a.nlink, a.uid, a.gid, size, blocks, a.atimeMs, a.mtimeMs, a.ctimeMs];
+    const blocks = a.fid !== undefined ? Math.max(a.blocks, Math.ceil(size / 512)) : a.blocks;
+    return [ino, a.mode, a.nlink, a.uid, a.gid, a.rdev, size, blocks, a.atime.sec, a.atime.nsec, a.mtime.sec, a.mtime.nsec, a.ctime.sec, a.ctime.nsec];
   }
 
-  #statsAttr(): FuseAttr {
-    const now = Date.now();
-    return [STATS_INO, S_IFREG | 0o444, 1, process.getuid?.() ?? 0, process.getgid?.() ?? 0, 0, 0, now, now, now];
+  #replyEntry(r: FuseRequest, parent: number, name: string, attr: NodeAttr): void {
+    const e = this.#entry(parent, name, attr);
+    this.#session.replyEntry(r.id, e.attr, this.#entryTimeoutS, this.#attrTimeoutS);
   }
 
   // ---- operations ----------------------------------------------------------------------
 
   async #lookup(r: FuseRequest): Promise<void> {
-    if (r.ino === ROOT_INO && r.name === STATS_FILE) {
-      this.#session.replyEntry(r.id, this.#statsAttr(), 0, 0);
-      return;
-    }
     const attr = await this.#server.getattr(this.#childPath(r.ino, r.name!));
-    const e = this.#entry(r.ino, r.name!, attr);
-    this.#session.replyEntry(r.id, e.attr, this.#entryTimeoutS, 0);
+    this.#replyEntry(r, r.ino, r.name!, attr);
   }
 
   async #getattr(r: FuseRequest): Promise<void> {
-    if (r.ino === STATS_INO) {
-      this.#session.replyAttr(r.id, this.#statsAttr(), 0);
-      return;
-    }
     const attr = await this.#server.getattr(this.#pathOf(r.ino));
-    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), 0);
+    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), this.#attrTimeoutS);
   }
 
   async #setattr(r: FuseRequest): Promise<void> {
-    if (r.ino === STATS_INO) throw errnoError(errno.EACCES);
     const rel = this.#pathOf(r.ino);
     const toSet = r.toSet!;
-    if ((toSet & SET_SIZE) !== 0) await this.#truncate(this.#fidOf(r.ino), r.size!);
-    const now = Date.now();
+    if ((toSet & SET_SIZE) !== 0) {
+      if (r.size! > this.#maxFileSize) throw errnoError(errno.EFBIG);
+      await this.#truncate(this.#fidOf(r.ino), r.size!);
+    }
+    const time = (now: number, set: number, t: [number, number]): { sec: number; nsec: number } | 'now' | undefined =>
+      (toSet & now) !== 0 ? 'now' : (toSet & set) !== 0 ? { sec: t[0], nsec: t[1] } : undefined;
     const changes = {
-      mode: (toSet & SET_MODE) !== 0 ? r.mode! : undefined,
-      atimeMs: (toSet & SET_ATIME_NOW) !== 0 ? now : (toSet & SET_ATIME) !== 0 ? r.atimeMs! : undefined,
-      mtimeMs: (toSet & SET_MTIME_NOW) !== 0 ? now : (toSet & SET_MTIME) !== 0 ? r.mtimeMs! : undefined,
+      mode: (toSet & SET_MODE) !== 0 ? r.mode! & 0o7777 : undefined,
+      uid: (toSet & SET_UID) !== 0 ? r.uid! : undefined,
+      gid: (toSet & SET_GID) !== 0 ? r.gid! : undefined,
+      atime: time(SET_ATIME_NOW, SET_ATIME, r.atime!),
+      mtime: time(SET_MTIME_NOW, SET_MTIME, r.mtime!),
     };
-    const attr =
-      changes.mode !== undefined || changes.atimeMs !== undefined || changes.mtimeMs !== undefined
-        ? await this.#server.setattr(rel, changes)
-        : await this.#server.getattr(rel);
-    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), 0);
+    const any = Object.values(changes).some((v) => v !== undefined);
+    const attr = any ? await this.#server.setattr(rel, changes) : await this.#server.getattr(rel);
+    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), this.#attrTimeoutS);
   }
 
   async #truncate(fid: Fid, length: number): Promise<void> {
@@ -440,34 +477,59 @@ export class CacheMount {
   async #opendir(r: FuseRequest): Promise<void> {
     const listing = await this.#server.readdir(this.#pathOf(r.ino));
     const fh = this.#nextFh++;
-    this.#dirs.set(fh, [{ name: '.', kind: 'directory' }, { name: '..', kind: 'directory' }, ...listing]);
+    this.#dirs.set(fh, {
+      names: ['.', '..', ...listing.map((e) => e.name)],
+      attrs: [undefined, undefined, ...listing.map((e) => e.attr)],
+    });
     this.#session.replyOpen(r.id, fh, false, false);
   }
 
   async #readdir(r: FuseRequest): Promise<void> {
-    const listing = this.#dirs.get(r.fh!);
-    if (listing === undefined) throw errnoError(errno.EBADF);
-    const names: string[] = [];
+    const dir = this.#dirs.get(r.fh!);
+    if (dir === undefined) throw errnoError(errno.EBADF);
     const inos: number[] = [];
     const modes: number[] = [];
-    for (const e of listing) {
-      names.push(e.name);
+    dir.names.forEach((name, i) => {
       // d_ino of a name the kernel has not looked up: any nonzero number (readdir(3)
       // skips entries whose d_ino is 0); stat gives the real one.
-      inos.push(e.name === '.' ? r.ino : (this.#nodes.child(r.ino, e.name) ?? 0xffff_ffff));
-      modes.push(modeOfKind(e.kind));
+      inos.push(name === '.' ? r.ino : (this.#nodes.child(r.ino, name) ?? 0xffff_ffff));
+      modes.push((dir.attrs[i]?.mode ?? S_IFDIR) & S_IFMT);
+    });
+    this.#session.replyDir(r.id, dir.names, inos, modes, r.offset!);
+  }
+
+  /**
+   * Entries with their attributes. Each entry that goes out is a lookup the kernel now
+   * holds, so ids are handed out for as many as can fit, and those that did not fit are
+   * forgotten again.
+   */
+  async #readdirplus(r: FuseRequest): Promise<void> {
+    const dir = this.#dirs.get(r.fh!);
+    if (dir === undefined) throw errnoError(errno.EBADF);
+    const from = r.offset!;
+    const to = Math.min(dir.names.length, from + Math.ceil(r.size! / MIN_DIRENTPLUS));
+    const names: string[] = [];
+    const attrs: FuseAttr[] = [];
+    const inos: number[] = [];
+    for (let i = from; i < to; i++) {
+      const name = dir.names[i]!;
+      const attr = dir.attrs[i];
+      names.push(name);
+      if (attr === undefined) {
+        // "." and "..": listed, with no attributes and no lookup.
+        attrs.push([name === '.' ? r.ino : ROOT_INO, S_IFDIR, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        inos.push(0);
+      } else {
+        const e = this.#entry(r.ino, name, attr);
+        attrs.push(e.attr);
+        inos.push(e.ino);
+      }
     }
-    this.#session.replyDir(r.id, names, inos, modes, r.offset!);
+    const sent = this.#session.replyDirPlus(r.id, names, attrs, inos, from, this.#entryTimeoutS, this.#attrTimeoutS);
+    for (let k = sent; k < inos.length; k++) if (inos[k] !== 0) this.#forget(inos[k]!, 1);
   }
 
   async #open(r: FuseRequest): Promise<void> {
-    if (r.ino === STATS_INO) {
-      const fh = this.#nextFh++;
-      const contents = new TextEncoder().encode(JSON.stringify(this.stats(), null, 2) + '\n');
-      this.#files.set(fh, { ino: r.ino, fid: undefined, contents });
-      this.#session.replyOpen(r.id, fh, false, true);
-      return;
-    }
     const fid = this.#fidOf(r.ino);
     // Close-to-open: a change made outside the server since we last looked shows now, as
     // a callback break whose kernel invalidation (pages and size) lands before the open is
@@ -475,6 +537,8 @@ export class CacheMount {
     // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
     await this.#server.revalidate(fid);
     await this.#invalidated(r.ino);
+    // O_TRUNC (the kernel drops its own pages and size when this open succeeds).
+    if ((r.flags! & O_TRUNC) !== 0 && (r.flags! & O_ACCMODE) !== 0) await this.#truncate(fid, 0);
     const fh = this.#newHandle(r.ino, fid);
     this.#session.replyOpen(r.id, fh, this.#cache !== undefined, false);
   }
@@ -501,31 +565,46 @@ export class CacheMount {
   }
 
   async #create(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!);
+    const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r));
     const e = this.#entry(r.ino, r.name!, attr);
     const fh = this.#newHandle(e.ino, attr.fid!);
-    this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, 0, fh, this.#cache !== undefined);
+    this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, this.#attrTimeoutS, fh, this.#cache !== undefined);
+  }
+
+  async #mknod(r: FuseRequest): Promise<void> {
+    const attr = await this.#server.mknod(this.#childPath(r.ino, r.name!), r.mode!, r.rdev!, callerOf(r));
+    this.#replyEntry(r, r.ino, r.name!, attr);
+  }
+
+  async #symlink(r: FuseRequest): Promise<void> {
+    const attr = await this.#server.symlink(r.target!, this.#childPath(r.ino, r.name!), callerOf(r));
+    this.#replyEntry(r, r.ino, r.name!, attr);
+  }
+
+  async #readlink(r: FuseRequest): Promise<void> {
+    this.#session.replyReadlink(r.id, await this.#server.readlink(this.#pathOf(r.ino)));
+  }
+
+  async #link(r: FuseRequest): Promise<void> {
+    const attr = await this.#server.link(this.#pathOf(r.ino), this.#childPath(r.newParent!, r.newName!));
+    this.#replyEntry(r, r.newParent!, r.newName!, attr);
   }
 
   async #read(r: FuseRequest): Promise<void> {
     const file = this.#files.get(r.fh!);
     if (file === undefined) throw errnoError(errno.EBADF);
-    if (file.contents !== undefined) {
-      this.#session.replyData(r.id, file.contents.subarray(r.offset!, r.offset! + r.size!));
-      return;
-    }
-    await this.#data.read(r, file.fid!);
+    await this.#data.read(r, file.fid);
   }
 
   async #write(r: FuseRequest): Promise<void> {
     const file = this.#files.get(r.fh!);
-    if (file?.fid === undefined) throw errnoError(errno.EBADF);
+    if (file === undefined) throw errnoError(errno.EBADF);
     await this.#data.write(r, file.fid);
   }
 
   async #flush(r: FuseRequest): Promise<void> {
     const file = this.#files.get(r.fh!);
-    if (file?.fid === undefined) this.#session.replyError(r.id, 0);
+    if (file === undefined) this.#session.replyError(r.id, 0);
     else await this.#data.flush(r, file.fid);
   }
 
@@ -554,37 +633,37 @@ export class CacheMount {
   }
 
   async #mkdir(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.mkdir(this.#childPath(r.ino, r.name!), r.mode!);
-    const e = this.#entry(r.ino, r.name!, attr);
-    this.#session.replyEntry(r.id, e.attr, this.#entryTimeoutS, 0);
+    const attr = await this.#server.mkdir(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r));
+    this.#replyEntry(r, r.ino, r.name!, attr);
   }
 
   async #rename(r: FuseRequest): Promise<void> {
     const flags = r.flags!;
-    if ((flags & ~RENAME_NOREPLACE) !== 0) throw errnoError(errno.EINVAL);
+    if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw errnoError(errno.EINVAL);
     const from = this.#childPath(r.ino, r.name!);
     const to = this.#childPath(r.newParent!, r.newName!);
-    if ((flags & RENAME_NOREPLACE) !== 0) {
-      const exists = await this.#server.getattr(to).then(
-        () => true,
-        () => false,
-      );
-      if (exists) throw errnoError(errno.EEXIST);
-    }
-    await this.#storeBeforeRemoval(r.newParent!, r.newName!);
-    await this.#server.rename(from, to);
-    this.#nodes.moved(r.ino, r.name!, r.newParent!, r.newName!);
+    if ((flags & RENAME_EXCHANGE) === 0) await this.#storeBeforeRemoval(r.newParent!, r.newName!);
+    await this.#server.rename(from, to, flags);
+    if ((flags & RENAME_EXCHANGE) !== 0) this.#nodes.exchanged(r.ino, r.name!, r.newParent!, r.newName!);
+    else this.#nodes.moved(r.ino, r.name!, r.newParent!, r.newName!);
     this.#session.replyError(r.id, 0);
   }
 
   async #statfs(r: FuseRequest): Promise<void> {
     const s = await this.#server.statfs();
-    this.#session.replyStatfs(r.id, [s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 255]);
+    this.#session.replyStatfs(r.id, [s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.namemax]);
   }
 }
 
-function modeOfKind(kind: NodeKind): number {
-  return kind === 'directory' ? S_IFDIR : kind === 'symlink' ? S_IFLNK : S_IFREG;
+/** The requester of a create: the new node's owner. */
+function callerOf(r: FuseRequest): Requester {
+  return { uid: r.callerUid!, gid: r.callerGid! };
+}
+
+function checkTimeout(value: number | undefined, name: string): number {
+  const v = value ?? 1;
+  if (typeof v !== 'number' || !(v >= 0) || v === Infinity) throw outOfRange(name, 'a finite number >= 0', v);
+  return v;
 }
 
 /** Lets a request worker finish what it took (its replies go nowhere now), then ends it. */

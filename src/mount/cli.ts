@@ -4,18 +4,19 @@
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
  *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
  *   cmkit stats <mountpoint>
+ * A mount serves its stats on a control socket (./control.ts), which `cmkit stats` reads.
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
  * unmounts and stores every acknowledged write; if the server refuses, it keeps the data
  * and retries every second until a second signal gives it up (exit 1). Sizes take a K, M or G suffix (powers of
  * 1024).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { CacheManagerOptions } from '../cache/cache-manager.js';
 import { DirectoryFileServer } from '../server/directory-file-server.js';
-import { CacheMount, STATS_FILE } from './cache-mount.js';
+import { CacheMount } from './cache-mount.js';
+import { queryControl, serveControl } from './control.js';
 
 const USAGE = `usage:
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
@@ -74,6 +75,7 @@ async function mount(args: string[]): Promise<number> {
   const o = parseMount(args);
   const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
   const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers });
+  const control = await serveControl(o.mountpoint, () => m.stats());
   console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
   let signals = 0;
   const onSignal = (signal: string): void => {
@@ -86,6 +88,7 @@ async function mount(args: string[]): Promise<number> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   await m.ended;
+  await control.close();
   try {
     await m.unmount();
   } catch (e) {
@@ -114,8 +117,7 @@ async function mount(args: string[]): Promise<number> {
 
 async function stats(args: string[]): Promise<number> {
   if (args.length !== 1) throw new UsageError('stats needs <mountpoint>');
-  const text = await readFile(path.join(args[0]!, STATS_FILE), 'utf8');
-  process.stdout.write(text);
+  process.stdout.write(await queryControl(args[0]!));
   return 0;
 }
 

@@ -6,6 +6,7 @@
 import type { CacheManager } from '../cache/cache-manager.js';
 import type { Fid } from '../core/fid.js';
 import type { FileServer } from '../server/file-server.js';
+import { errno, errnoError } from './errno.js';
 import type { FuseRequest, FuseSessionHandle } from './fuse.js';
 
 /** The kernel's largest read (max_write, which sets max_pages, in native/fuse). */
@@ -17,12 +18,17 @@ export class DataRequests {
   readonly #cache: CacheManager | undefined;
   readonly #server: FileServer | undefined;
   readonly #readBuffers: Buffer[] = [];
+  readonly #maxFileSize: number;
 
-  /** Exactly one of `cache` (caching on) and `server` (caching off). */
-  constructor(session: FuseSessionHandle, cache: CacheManager | undefined, server: FileServer | undefined) {
+  /**
+   * Exactly one of `cache` (caching on) and `server` (caching off). `maxFileSize`: the
+   * largest file the server can store; a write past it fails at once, as on a local disk.
+   */
+  constructor(session: FuseSessionHandle, cache: CacheManager | undefined, server: FileServer | undefined, maxFileSize: number) {
     this.#session = session;
     this.#cache = cache;
     this.#server = server;
+    this.#maxFileSize = maxFileSize;
   }
 
   async read(r: FuseRequest, fid: Fid): Promise<void> {
@@ -44,9 +50,13 @@ export class DataRequests {
 
   /** Acknowledged once the cache holds the bytes (caching off: once the server has them). */
   async write(r: FuseRequest, fid: Fid): Promise<void> {
-    if (this.#cache !== undefined) await this.#cache.write(fid, r.offset!, r.data!);
-    else await this.#server!.storeData(fid, r.offset!, r.data!);
-    this.#session.replyWrite(r.id, r.data!.length);
+    // As a local file system: nothing at or past the limit (EFBIG), a short write up to it.
+    const room = this.#maxFileSize - r.offset!;
+    if (room <= 0 && r.data!.length > 0) throw errnoError(errno.EFBIG);
+    const data = r.data!.length > room ? r.data!.subarray(0, room) : r.data!;
+    if (this.#cache !== undefined) await this.#cache.write(fid, r.offset!, data);
+    else await this.#server!.storeData(fid, r.offset!, data);
+    this.#session.replyWrite(r.id, data.length);
   }
 
   /** close(2) and fsync(2): the file's dirty data is stored before they return. */

@@ -27,9 +27,17 @@ export interface FuseOps {
   readonly mkdir: number;
   readonly rmdir: number;
   readonly statfs: number;
+  readonly readlink: number;
+  readonly symlink: number;
+  readonly link: number;
+  readonly mknod: number;
+  readonly readdirplus: number;
 }
 
-/** One kernel request; which fields are set depends on `op`. */
+/**
+ * One kernel request; which fields are set depends on `op`. Names are byte strings (one
+ * char per byte), so any byte but '/' and NUL survives.
+ */
 export interface FuseRequest {
   readonly id: number;
   readonly op: number;
@@ -37,22 +45,32 @@ export interface FuseRequest {
   readonly name?: string;
   readonly newParent?: number;
   readonly newName?: string;
+  /** symlink: what the link holds. */
+  readonly target?: string;
   readonly fh?: number;
   readonly offset?: number;
   readonly size?: number;
   readonly flags?: number;
   readonly mode?: number;
+  readonly rdev?: number;
+  /** Who asks (creates, open, setattr). */
+  readonly callerUid?: number;
+  readonly callerGid?: number;
+  readonly callerPid?: number;
+  /** setattr: FUSE_SET_ATTR_* bits and the new values. */
   readonly toSet?: number;
-  readonly atimeMs?: number;
-  readonly mtimeMs?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly atime?: [number, number];
+  readonly mtime?: [number, number];
   readonly nlookup?: number;
   readonly data?: Buffer;
   /** A data request routed to another consumer: the Fid its file handle was routed with. */
   readonly fid?: [number, number, number, number];
 }
 
-/** [ino, mode, nlink, uid, gid, size, blocks, atimeMs, mtimeMs, ctimeMs] */
-export type FuseAttr = [number, number, number, number, number, number, number, number, number, number];
+/** [ino, mode, nlink, uid, gid, rdev, size, blocks, atimeSec, atimeNsec, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec] */
+export type FuseAttr = [number, number, number, number, number, number, number, number, number, number, number, number, number, number];
 
 export interface FuseSessionHandle {
   /** Every request queued since the last take; each must be answered exactly once. */
@@ -67,6 +85,12 @@ export interface FuseSessionHandle {
   replyData(id: number, data: Uint8Array): void;
   replyWrite(id: number, count: number): void;
   replyDir(id: number, names: string[], inos: number[], modes: number[], offset: number): void;
+  /**
+   * READDIRPLUS: entries from listing index `offset`, as many as fit; returns how many
+   * went out. The kernel holds one lookup more of each that went out with an ino != 0.
+   */
+  replyDirPlus(id: number, names: string[], attrs: FuseAttr[], inos: number[], offset: number, entryTimeoutS: number, attrTimeoutS: number): number;
+  replyReadlink(id: number, target: string): void;
   replyStatfs(id: number, fields: [number, number, number, number, number, number, number]): void;
   /**
    * Drops the kernel's cached attributes and pages of `ino`, on another thread (it may

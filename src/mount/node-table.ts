@@ -1,25 +1,30 @@
 /**
- * The kernel's inode numbers (FUSE node ids) and the paths they stand for.
+ * The kernel's inode numbers (FUSE node ids) and the names they stand for.
  *
  * The kernel names every node by an id we hand out in a lookup reply, and holds it until
- * it forgets as many lookups as we answered. A node is (parent, name); its path is walked
- * up from there, so a rename moves a whole subtree by changing one record. Ids are never
- * reused while the kernel may hold them. Id 1 is the root, as FUSE requires.
+ * it forgets as many lookups as we answered. A node has one or more names (parent,
+ * name): more than one for a file with hard links, which must keep one id so the kernel
+ * sees one inode. Its path is walked up from its first name, so a rename moves a whole
+ * subtree by changing one record. Ids are never reused while the kernel may hold them.
+ * Id 1 is the root, as FUSE requires. Names are byte strings.
  */
 export const ROOT_INO = 1;
 
-interface NodeRecord {
+interface Name {
   parent: number;
   name: string;
+}
+
+interface NodeRecord {
+  /** Linked names, first one used for the path; empty once unlinked everywhere. */
+  names: Name[];
   /** Lookups answered minus lookups forgotten: the kernel's references. */
   lookups: number;
-  /** False once unlinked or replaced by a rename: its path names something else now. */
-  linked: boolean;
 }
 
 export class NodeTable {
-  readonly #nodes = new Map<number, NodeRecord>([[ROOT_INO, { parent: ROOT_INO, name: '', lookups: 1, linked: true }]]);
-  /** `${parent}/${name}` -> id, for linked nodes. */
+  readonly #nodes = new Map<number, NodeRecord>([[ROOT_INO, { names: [{ parent: ROOT_INO, name: '' }], lookups: 1 }]]);
+  /** `${parent}/${name}` -> id, for linked names. */
   readonly #byName = new Map<string, number>();
   #nextIno: number;
 
@@ -36,10 +41,10 @@ export class NodeTable {
   path(ino: number): string | undefined {
     const parts: string[] = [];
     for (let at = ino; at !== ROOT_INO; ) {
-      const n = this.#nodes.get(at);
-      if (n === undefined || !n.linked) return undefined;
-      parts.push(n.name);
-      at = n.parent;
+      const first = this.#nodes.get(at)?.names[0];
+      if (first === undefined) return undefined;
+      parts.push(first.name);
+      at = first.parent;
     }
     return parts.reverse().join('/');
   }
@@ -55,13 +60,27 @@ export class NodeTable {
     return this.#byName.get(key(parent, name));
   }
 
-  /** Answers a lookup of (parent, name): its id, counted as one more kernel reference. */
-  remember(parent: number, name: string): number {
+  /**
+   * Answers a lookup of (parent, name): its id, counted as one more kernel reference.
+   * `sameAs`: a node the kernel holds that is the same inode (another hard link of it);
+   * the name then joins that node.
+   */
+  remember(parent: number, name: string, sameAs?: number): number {
     const k = key(parent, name);
     let ino = this.#byName.get(k);
+    if (ino !== undefined && sameAs !== undefined && ino !== sameAs && this.#nodes.has(sameAs)) {
+      this.unlinked(parent, name); // the name now names another inode
+      ino = undefined;
+    }
     if (ino === undefined) {
-      ino = this.#nextIno++;
-      this.#nodes.set(ino, { parent, name, lookups: 0, linked: true });
+      const rec = sameAs === undefined ? undefined : this.#nodes.get(sameAs);
+      if (rec !== undefined) {
+        ino = sameAs!;
+        rec.names.push({ parent, name });
+      } else {
+        ino = this.#nextIno++;
+        this.#nodes.set(ino, { names: [{ parent, name }], lookups: 0 });
+      }
       this.#byName.set(k, ino);
     }
     this.#nodes.get(ino)!.lookups++;
@@ -75,17 +94,18 @@ export class NodeTable {
     rec.lookups -= n;
     if (rec.lookups > 0) return false;
     this.#nodes.delete(ino);
-    if (rec.linked) this.#byName.delete(key(rec.parent, rec.name));
+    for (const nm of rec.names) this.#byName.delete(key(nm.parent, nm.name));
     return true;
   }
 
-  /** (parent, name) is gone: a node the kernel still holds there keeps its id but no path. */
+  /** (parent, name) is gone: a node the kernel still holds keeps its id and its other names. */
   unlinked(parent: number, name: string): void {
     const k = key(parent, name);
     const ino = this.#byName.get(k);
     if (ino === undefined) return;
     this.#byName.delete(k);
-    this.#nodes.get(ino)!.linked = false;
+    const rec = this.#nodes.get(ino)!;
+    rec.names = rec.names.filter((nm) => nm.parent !== parent || nm.name !== name);
   }
 
   /** A rename: whatever was at the destination is unlinked, the source moves there. */
@@ -95,10 +115,23 @@ export class NodeTable {
     const ino = this.#byName.get(k);
     if (ino === undefined) return;
     this.#byName.delete(k);
-    const rec = this.#nodes.get(ino)!;
-    rec.parent = newParent;
-    rec.name = newName;
+    const nm = this.#nodes.get(ino)!.names.find((x) => x.parent === parent && x.name === name)!;
+    nm.parent = newParent;
+    nm.name = newName;
     this.#byName.set(key(newParent, newName), ino);
+  }
+
+  /** RENAME_EXCHANGE: the two names swap the nodes they stand for. */
+  exchanged(parent: number, name: string, newParent: number, newName: string): void {
+    const a = this.#byName.get(key(parent, name));
+    const b = this.#byName.get(key(newParent, newName));
+    this.unlinked(parent, name);
+    this.unlinked(newParent, newName);
+    for (const [ino, p, n] of [[a, newParent, newName], [b, parent, name]] as const) {
+      if (ino === undefined) continue;
+      this.#nodes.get(ino)!.names.push({ parent: p, name: n });
+      this.#byName.set(key(p, n), ino);
+    }
   }
 }
 

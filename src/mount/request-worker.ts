@@ -19,6 +19,8 @@ export interface RequestWorkerData {
   readonly cache: CacheDescriptor;
   /** Requests served, by op number; the last word counts errors. */
   readonly counters: Int32Array;
+  /** The largest file the server can store. */
+  readonly maxFileSize: number;
 }
 
 /** What the mount posts: 'drain' once its session has stopped; the worker answers 'drained'. */
@@ -27,7 +29,7 @@ export type RequestWorkerMessage = 'drain';
 /** What a worker posts: its consumer id once it serves, background jobs, then 'drained'. */
 export type RequestWorkerReply = { consumer: number } | { job: BackgroundJob } | 'drained';
 
-const { sessionId, cache: descriptor, counters } = workerData as RequestWorkerData;
+const { sessionId, cache: descriptor, counters, maxFileSize } = workerData as RequestWorkerData;
 const fuse = loadFuse();
 const cache = CacheManager.attach(descriptor);
 // Readahead and store-behind run on the mounting thread, which holds the server's
@@ -38,7 +40,7 @@ const session = new fuse.FuseSession(sessionId, () => {
   for (const r of session.take()) tasks.run(r, () => serve(r));
 });
 const tasks = new RequestTasks(session, counters);
-const data = new DataRequests(session, cache, undefined);
+const data = new DataRequests(session, cache, undefined, maxFileSize);
 
 function serve(r: FuseRequest): Promise<void> {
   const fid = new Fid(...r.fid!);

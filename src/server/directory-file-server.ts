@@ -2,9 +2,18 @@
  * A backing directory as the file server: local disk in tests; in use, any slow mount
  * (NFS, SSHFS, AFS) that a cmkit cache should front.
  *
+ * Safety. The server may run as root on behalf of users who can change the backing
+ * directory. It holds a descriptor of the root and reaches everything through it
+ * (./backing-dir.ts): no symlink in any component is followed, nothing outside the root
+ * is reachable, and what it creates is owned by the requester with exactly the mode
+ * asked. Paths and names are byte strings (one char per byte, see bytePath()).
+ *
  * Fids: `{cell: 1, volume: st_dev (low 32 bits), vnode: st_ino (low 32 bits), unique:
- * st_ino / 2^32}`, handed out by `lookup(path)`; the server remembers the path of each
- * Fid it handed out (a file renamed outside the server is found again by lookup).
+ * the inode number's upper bits mixed with the birth time}`. File systems hand a freed
+ * inode number out again; the birth time tells the new file from the old, so nothing
+ * cached for a deleted file is taken for the one that gets its number (on file systems
+ * without birth times, ext2/3 and some network ones, it cannot). The server remembers
+ * the path of each Fid it handed out; a path that now names another file answers ESTALE.
  *
  * Data versions. A directory has no version counter, so the server keeps one per file:
  * each storeData through the server raises it by exactly 1 (what the cache's version
@@ -19,26 +28,30 @@
  * (ext4, xfs, btrfs: 1 ns; some network file systems: 1 s), nor is one that lands
  * between a store's last write and the server's look at the result.
  *
- * A store (or a chmod, utimes or rename through the server) runs alone on its file, so
- * it never looks like a foreign change to another RPC; fetches and status RPCs of one
- * file run side by side.
+ * A store (or a setattr or rename through the server) runs alone on its file, so it
+ * never looks like a foreign change to another RPC; fetches and status RPCs of one file
+ * run side by side.
  *
- * Namespace RPCs (getattr, readdir, create, mkdir, unlink, rmdir, rename, setattr,
- * statfs) take paths relative to the root, pay the same latency, and keep the server's
- * own changes from looking foreign: a rename moves the remembered paths, and a chmod or
- * utimes through the server restamps the file.
+ * Namespace RPCs (getattr, readdir, create, mkdir, mknod, symlink, readlink, link,
+ * unlink, rmdir, rename, setattr, statfs) take byte-string paths relative to the root,
+ * pay the same latency, and keep the server's own changes from looking foreign: a rename
+ * moves the remembered paths, and a setattr through the server restamps the file. They
+ * reject with the file system's error (its `errno` and `code`).
  */
-import { chmod, lstat, mkdir, open, readdir, rename, rmdir, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import path from 'node:path';
+import { constants } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
+import { BackingDir, checkBytePath, fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type BackingAttr, type Time } from './backing-dir.js';
 import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions } from './file-server.js';
 import { Callbacks } from './callbacks.js';
 import { ServerError } from './server-error.js';
+
+export { bytePath } from './backing-dir.js';
+export type { Time } from './backing-dir.js';
 
 export interface DirectoryFileServerOptions {
   /** Milliseconds added to every RPC (a slow link, for tests and benchmarks). @default 0 */
@@ -52,7 +65,7 @@ export interface DirectoryServerCounters {
   storeData: number;
   bytesFetched: number;
   bytesStored: number;
-  /** Namespace RPCs: getattr, readdir, create, mkdir, unlink, rmdir, rename, setattr, statfs. */
+  /** Namespace RPCs: getattr, readdir, create, mkdir, mknod, symlink, readlink, link, unlink, rmdir, rename, setattr, statfs. */
   namespace: number;
 }
 
@@ -66,27 +79,39 @@ export interface NodeAttr {
   readonly nlink: number;
   readonly uid: number;
   readonly gid: number;
+  readonly rdev: number;
   readonly size: number;
   readonly blocks: number;
-  readonly atimeMs: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
+  readonly atime: Time;
+  readonly mtime: Time;
+  readonly ctime: Time;
 }
 
 export interface DirEntryInfo {
   readonly name: string;
-  readonly kind: NodeKind;
+  readonly attr: NodeAttr;
+}
+
+/** Who asks for a create: the new node's owner. */
+export interface Requester {
+  readonly uid: number;
+  readonly gid: number;
 }
 
 /** The changes setattr makes; absent fields are left alone. */
 export interface AttrChanges {
   readonly mode?: number | undefined;
-  readonly atimeMs?: number | undefined;
-  readonly mtimeMs?: number | undefined;
+  readonly uid?: number | undefined;
+  readonly gid?: number | undefined;
+  readonly atime?: Time | 'now' | undefined;
+  readonly mtime?: Time | 'now' | undefined;
 }
 
 /** A version step no client's stores in flight can reach: marks a foreign change. */
 export const FOREIGN_STEP = 2 ** 20;
+
+const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
 
 interface Seen {
   readonly fid: Fid;
@@ -101,10 +126,11 @@ interface Seen {
 }
 
 export class DirectoryFileServer {
-  readonly #root: string;
+  readonly #dir: BackingDir;
   readonly #rpcLatencyMs: number;
   readonly #files = new Map<string, Seen>();
   readonly #connections = new Set<DirectoryConnection>();
+  #maxFileSize: Promise<number> | undefined;
   counters: DirectoryServerCounters = {
     fetchStatus: 0,
     fetchData: 0,
@@ -121,40 +147,36 @@ export class DirectoryFileServer {
     if (typeof latency !== 'number' || !(latency >= 0) || latency === Infinity) {
       throw outOfRange('options.rpcLatencyMs', 'a finite number >= 0', latency);
     }
-    this.#root = path.resolve(root);
+    this.#dir = new BackingDir(root);
     this.#rpcLatencyMs = latency;
   }
 
-  /** The Fid of a regular file under the root; `relative` may not leave the root. */
-  async lookup(relative: string): Promise<Fid> {
-    const full = this.#resolve(relative, 'relative');
-    const st = await stat(full, { bigint: true });
-    if (!st.isFile()) throw new ServerError('error', `${relative}: not a regular file`);
-    return this.#remember(full, st);
+  /** @internal The backing directory (the mount opens files through it). */
+  get dir(): BackingDir {
+    return this.#dir;
   }
 
-  /** A Fid for the file `st` describes, remembered with its path (its version kept). */
-  #remember(full: string, st: BigIntStats): Fid {
-    const fid = new Fid(1, Number(st.dev & 0xffff_ffffn), Number(st.ino & 0xffff_ffffn), Number((st.ino >> 32n) & 0xffff_ffffn));
+  /** The Fid of a regular file under the root (`relative` a byte string). */
+  async lookup(relative: string): Promise<Fid> {
+    checkPath(relative, 'relative');
+    const a = await this.#dir.lstat(relative);
+    if ((a.mode & S_IFMT) !== S_IFREG) throw new ServerError('error', `${relative}: not a regular file`);
+    return this.#remember(relative, a);
+  }
+
+  /** A Fid for the file `a` describes, remembered with its path (its version kept). */
+  #remember(p: string, a: BackingAttr): Fid {
+    const fid = fidOf(a);
     const key = fid.toString();
     const seen = this.#files.get(key);
     if (seen === undefined) {
-      this.#files.set(key, { fid, path: full, dataVersion: 1, stamp: stampOf(st), exclusive: Promise.resolve(), shared: new Set() });
+      this.#files.set(key, { fid, path: p, dataVersion: 1, stamp: stampOf(a), exclusive: Promise.resolve(), shared: new Set() });
     } else {
-      // Found under another path (moved outside the server): the same file, its version
-      // kept; #notice will see whether its contents changed too.
-      seen.path = full;
+      // Found under another path (moved outside the server, or a hard link): the same
+      // file, its version kept; #notice will see whether its contents changed too.
+      seen.path = p;
     }
     return fid;
-  }
-
-  #resolve(relative: string, name: string): string {
-    if (typeof relative !== 'string') throw invalidArgType(name, 'of type string', relative);
-    const full = path.resolve(this.#root, relative);
-    if (full !== this.#root && !full.startsWith(this.#root + path.sep)) {
-      throw outOfRange(name, `a path inside ${this.#root}`, relative);
-    }
-    return full;
   }
 
   async #namespaceRpc<T>(body: () => Promise<T>): Promise<T> {
@@ -163,114 +185,143 @@ export class DirectoryFileServer {
     return body();
   }
 
-  #attrOf(full: string, st: BigIntStats): NodeAttr {
-    const kind = kindOf(st);
+  #attrOf(p: string, a: BackingAttr): NodeAttr {
+    const kind = kindOf(a.mode);
     return {
       kind,
-      fid: kind === 'file' ? this.#remember(full, st) : undefined,
-      mode: Number(st.mode),
-      nlink: Number(st.nlink),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: Number(st.size),
-      blocks: Number(st.blocks),
-      atimeMs: Number(st.atimeNs) / 1e6,
-      mtimeMs: Number(st.mtimeNs) / 1e6,
-      ctimeMs: Number(st.ctimeNs) / 1e6,
+      fid: kind === 'file' ? this.#remember(p, a) : undefined,
+      mode: a.mode,
+      nlink: a.nlink,
+      uid: a.uid,
+      gid: a.gid,
+      rdev: a.rdev,
+      size: a.size,
+      blocks: a.blocks,
+      atime: a.atime,
+      mtime: a.mtime,
+      ctime: a.ctime,
     };
   }
 
-  /** The node at `relative` (not following a last symlink). Rejects with the fs error (its `code`). */
+  /** The node at `relative` (not following a last symlink). */
   getattr(relative: string): Promise<NodeAttr> {
-    const full = this.#resolve(relative, 'relative');
-    return this.#namespaceRpc(async () => this.#attrOf(full, await lstatBig(full)));
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(async () => this.#attrOf(relative, await this.#dir.lstat(relative)));
   }
 
-  /** The names in the directory at `relative`, with their kinds. */
+  /** The entries of the directory at `relative` (not "." and ".."), with their attributes: one RPC. */
   readdir(relative: string): Promise<DirEntryInfo[]> {
-    const full = this.#resolve(relative, 'relative');
+    checkPath(relative, 'relative');
     return this.#namespaceRpc(async () =>
-      (await readdir(full, { withFileTypes: true })).map((d) => ({ name: d.name, kind: kindOf(d) })),
+      (await this.#dir.readdirPlus(relative)).map((e) => ({ name: e.name, attr: this.#attrOf(join(relative, e.name), e.attr) })),
     );
   }
 
-  /** Creates an empty regular file (refused if the name exists). */
-  create(relative: string, mode: number): Promise<NodeAttr> {
-    const full = this.#resolve(relative, 'relative');
+  /** Creates an empty regular file owned by `who` (refused if the name exists). */
+  create(relative: string, mode: number, who: Requester = serverSelf()): Promise<NodeAttr> {
+    checkPath(relative, 'relative');
     return this.#namespaceRpc(async () => {
-      await (await open(full, 'wx', mode & 0o7777)).close();
-      return this.#attrOf(full, await lstatBig(full));
+      await fd.close(await this.#dir.openFile(relative, constants.O_CREAT | constants.O_RDWR, mode, who.uid, who.gid));
+      return this.#attrOf(relative, await this.#dir.lstat(relative));
     });
   }
 
-  mkdir(relative: string, mode: number): Promise<NodeAttr> {
-    const full = this.#resolve(relative, 'relative');
+  mkdir(relative: string, mode: number, who: Requester = serverSelf()): Promise<NodeAttr> {
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(async () => this.#attrOf(relative, await this.#dir.mkdir(relative, mode, who.uid, who.gid)));
+  }
+
+  /** A FIFO, socket or device node (`mode` carries the type). */
+  mknod(relative: string, mode: number, rdev: number, who: Requester = serverSelf()): Promise<NodeAttr> {
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(async () => this.#attrOf(relative, await this.#dir.mknod(relative, mode, rdev, who.uid, who.gid)));
+  }
+
+  /** A symlink at `relative` holding `target` (bytes, never resolved by the server). */
+  symlink(target: string, relative: string, who: Requester = serverSelf()): Promise<NodeAttr> {
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(async () => this.#attrOf(relative, await this.#dir.symlink(target, relative, who.uid, who.gid)));
+  }
+
+  readlink(relative: string): Promise<string> {
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(() => this.#dir.readlink(relative));
+  }
+
+  /** A hard link `to` of the node at `from`; a file keeps its Fid and version. */
+  link(from: string, to: string): Promise<NodeAttr> {
+    checkPath(from, 'from');
+    checkPath(to, 'to');
     return this.#namespaceRpc(async () => {
-      await mkdir(full, { mode: mode & 0o7777 });
-      return this.#attrOf(full, await lstatBig(full));
+      const a = await this.#dir.link(from, to);
+      const known = this.#files.get(fidOf(a).toString());
+      // A new link changes the file's ctime: our doing, not a foreign change.
+      if (known !== undefined) await this.#inTurn(known, () => this.restamp(known));
+      return this.#attrOf(to, a);
     });
   }
 
   unlink(relative: string): Promise<void> {
-    const full = this.#resolve(relative, 'relative');
-    return this.#namespaceRpc(() => unlink(full));
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(() => this.#dir.unlink(relative));
   }
 
   rmdir(relative: string): Promise<void> {
-    const full = this.#resolve(relative, 'relative');
-    return this.#namespaceRpc(() => rmdir(full));
+    checkPath(relative, 'relative');
+    return this.#namespaceRpc(() => this.#dir.rmdir(relative));
   }
 
-  /** Renames `from` to `to` (replacing a file there); files under it keep their Fids and versions. */
-  rename(from: string, to: string): Promise<void> {
-    const src = this.#resolve(from, 'from');
-    const dst = this.#resolve(to, 'to');
+  /**
+   * Renames `from` to `to` (replacing what is there unless RENAME_NOREPLACE (1); swapping
+   * the two with RENAME_EXCHANGE (2)); files under it keep their Fids and versions.
+   */
+  rename(from: string, to: string, flags = 0): Promise<void> {
+    checkPath(from, 'from');
+    checkPath(to, 'to');
+    if (typeof flags !== 'number' || (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw outOfRange('flags', 'RENAME_NOREPLACE or RENAME_EXCHANGE', flags);
     return this.#namespaceRpc(async () => {
-      await rename(src, dst);
+      await this.#dir.rename(from, to, flags);
+      const moves: Array<[Seen, string]> = [];
       for (const f of this.#files.values()) {
-        if (f.path === src || f.path.startsWith(src + path.sep)) {
-          f.path = dst + f.path.slice(src.length);
-          // rename sets the moved node's ctime: our doing, not a foreign change.
-          if (f.path === dst) await this.#inTurn(f, () => this.restamp(f));
-        }
+        const moved = movedPath(f.path, from, to) ?? ((flags & RENAME_EXCHANGE) !== 0 ? movedPath(f.path, to, from) : undefined);
+        if (moved !== undefined) moves.push([f, moved]);
+      }
+      for (const [f, moved] of moves) {
+        f.path = moved;
+        // rename sets the moved node's ctime: our doing, not a foreign change.
+        if (moved === to || moved === from) await this.#inTurn(f, () => this.restamp(f));
       }
     });
   }
 
-  /** Changes mode and times; the file's version stays (its data did not change). */
+  /** Changes owner, mode and times; the file's version stays (its data did not change). */
   setattr(relative: string, changes: AttrChanges): Promise<NodeAttr> {
-    const full = this.#resolve(relative, 'relative');
+    checkPath(relative, 'relative');
     return this.#namespaceRpc(async () => {
-      const apply = async (): Promise<void> => {
-        if (changes.mode !== undefined) await chmod(full, changes.mode & 0o7777);
-        if (changes.atimeMs !== undefined || changes.mtimeMs !== undefined) {
-          const st = await lstatBig(full);
-          const atime = (changes.atimeMs ?? Number(st.atimeNs) / 1e6) / 1000;
-          const mtime = (changes.mtimeMs ?? Number(st.mtimeNs) / 1e6) / 1000;
-          await utimes(full, atime, mtime);
-        }
-      };
-      const st = await lstatBig(full);
-      const known = st.isFile() ? this.#files.get(this.#remember(full, st).toString()) : undefined;
-      if (known === undefined) {
-        await apply();
-      } else {
-        await this.#inTurn(known, async () => {
-          await this.#notice(known);
-          await apply();
-          await this.restamp(known);
-        });
-      }
-      return this.#attrOf(full, await lstatBig(full));
+      const a = await this.#dir.lstat(relative);
+      const known = (a.mode & S_IFMT) === S_IFREG ? this.#files.get(this.#remember(relative, a).toString()) : undefined;
+      if (known === undefined) return this.#attrOf(relative, await this.#dir.setattr(relative, changes));
+      return this.#inTurn(known, async () => {
+        await this.#notice(known);
+        const after = await this.#dir.setattr(relative, changes);
+        known.stamp = stampOf(after);
+        return this.#attrOf(relative, after);
+      });
     });
   }
 
-  /** The backing file system's size and use: [bsize, blocks, bfree, bavail, files, ffree]. */
-  statfs(): Promise<{ bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number }> {
-    return this.#namespaceRpc(async () => {
-      const s = await statfs(this.#root);
-      return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
-    });
+  /** The backing file system's size and use. */
+  statfs(): Promise<{ bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number }> {
+    return this.#namespaceRpc(() => this.#dir.statfs());
+  }
+
+  /**
+   * The largest file the backing file system can hold (probed once on an unnamed
+   * temporary file), and never more than a JS number counts exactly.
+   */
+  maxFileSize(): Promise<number> {
+    this.#maxFileSize ??= this.#dir.maxFileSize().then((n) => Math.min(n ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
+    return this.#maxFileSize;
   }
 
   /** Looks at the file now: a change made outside the server becomes a new version. */
@@ -298,14 +349,28 @@ export class DirectoryFileServer {
         return await body(f);
       } catch (e) {
         if (e instanceof ServerError) throw e;
-        throw new ServerError('error', `${rpc} ${f.path}: ${(e as Error).message}`);
+        const err = e as { message: string; errno?: number };
+        throw new ServerError('error', `${rpc} ${f.path}: ${err.message}`, err.errno);
       }
     }, shared);
   }
 
+  /** @internal A descriptor of the file's data, checked to be the file `f` names. */
+  async openSeen(f: Seen, flags: number): Promise<number> {
+    const h = await this.#dir.openFile(f.path, flags);
+    try {
+      const st = await fd.fstat(h);
+      if (!fidOfStats(st).equals(f.fid)) throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
+      return h;
+    } catch (e) {
+      await fd.close(h);
+      throw e;
+    }
+  }
+
   #seen(fid: Fid): Seen {
     const f = this.#files.get(fid.toString());
-    if (f === undefined) throw new ServerError('error', `${fid}: not looked up on this server`);
+    if (f === undefined) throw new ServerError('error', `${fid}: not looked up on this server`, -ESTALE);
     return f;
   }
 
@@ -325,9 +390,9 @@ export class DirectoryFileServer {
 
   /** @internal After a store: what the file looks like now is our own doing. */
   async restamp(f: Seen): Promise<FileStatus> {
-    const st = await stat(f.path, { bigint: true });
-    f.stamp = stampOf(st);
-    return { dataVersion: f.dataVersion, length: Number(st.size) };
+    const a = await this.#dir.lstat(f.path);
+    f.stamp = stampOf(a);
+    return { dataVersion: f.dataVersion, length: a.size };
   }
 
   /** @internal Breaks the callback of every connection but `from` that caches the file. */
@@ -335,9 +400,13 @@ export class DirectoryFileServer {
     for (const c of this.#connections) if (c !== from) c.breakCallback(fid);
   }
 
-  /** A change made outside this server raises the version by FOREIGN_STEP. */
+  /** A change made outside this server raises the version by FOREIGN_STEP; another file at the path is ESTALE. */
   async #notice(f: Seen): Promise<void> {
-    const stamp = stampOf(await stat(f.path, { bigint: true }));
+    const a = await this.#dir.lstat(f.path);
+    if ((a.mode & S_IFMT) !== S_IFREG || !fidOf(a).equals(f.fid)) {
+      throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
+    }
+    const stamp = stampOf(a);
     if (stamp === f.stamp) return;
     f.stamp = stamp;
     f.dataVersion += FOREIGN_STEP;
@@ -364,10 +433,10 @@ class DirectoryConnection implements FileServer {
   fetchStatus(fid: Fid): Promise<StatusReply> {
     return this.#server.serve('fetchStatus', fid, async (f) => {
       this.#callbacks.promise(fid);
-      const st = await stat(f.path);
+      const a = await this.#server.dir.lstat(f.path);
       // A directory grants what its mode bits grant this process; rights per user
       // would need the server's own ACLs.
-      return { dataVersion: f.dataVersion, length: st.size, rights: Rights.All };
+      return { dataVersion: f.dataVersion, length: a.size, rights: Rights.All };
     });
   }
 
@@ -377,13 +446,13 @@ class DirectoryConnection implements FileServer {
       // Taken before reading: another fetch may notice a foreign change meanwhile, and
       // these bytes must not be labelled with the version that change gets.
       const dataVersion = f.dataVersion;
-      return withFile(f.path, 'r', async (h) => {
-        const size = (await h.stat()).size;
+      return this.#withFile(f, constants.O_RDONLY, async (h) => {
+        const size = Number((await fd.fstat(h)).size);
         // Unzeroed: every byte returned is read from the file first.
         const data = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
         let got = 0;
         while (got < data.length) {
-          const { bytesRead } = await h.read(data, got, data.length - got, offset + got);
+          const { bytesRead } = await fd.read(h, data, got, data.length - got, offset + got);
           if (bytesRead === 0) break;
           got += bytesRead;
         }
@@ -395,13 +464,13 @@ class DirectoryConnection implements FileServer {
 
   storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
     return this.#server.serve('storeData', fid, async (f) => {
-      await withFile(f.path, 'r+', async (h) => {
-        if (options.truncPos !== undefined && options.truncPos < (await h.stat()).size) await h.truncate(options.truncPos);
+      await this.#withFile(f, constants.O_RDWR, async (h) => {
+        if (options.truncPos !== undefined && options.truncPos < Number((await fd.fstat(h)).size)) await fd.ftruncate(h, options.truncPos);
         let put = 0;
-        while (put < data.length) put += (await h.write(data, put, data.length - put, offset + put)).bytesWritten;
-        if (options.fileLength !== undefined) await h.truncate(options.fileLength);
+        while (put < data.length) put += await fd.write(h, data, put, data.length - put, offset + put);
+        if (options.fileLength !== undefined) await fd.ftruncate(h, options.fileLength);
         // Stored means on disk: a crash after the reply must not lose what we acknowledged.
-        await h.datasync();
+        await fd.fdatasync(h);
       });
       f.dataVersion++;
       this.#server.counters.bytesStored += data.length;
@@ -410,26 +479,62 @@ class DirectoryConnection implements FileServer {
       return this.#server.restamp(f);
     });
   }
-}
 
-async function withFile<T>(file: string, flags: string, fn: (h: FileHandle) => Promise<T>): Promise<T> {
-  const h = await open(file, flags);
-  try {
-    return await fn(h);
-  } finally {
-    await h.close();
+  async #withFile<T>(f: Seen, flags: number, fn: (h: number) => Promise<T>): Promise<T> {
+    const h = await this.#server.openSeen(f, flags);
+    try {
+      return await fn(h);
+    } finally {
+      await fd.close(h);
+    }
   }
 }
 
-/** The kind of a node, from a stat or a directory entry. */
-function kindOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): NodeKind {
-  return st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+const ESTALE = 116;
+
+function checkPath(p: string, name: string): void {
+  if (typeof p !== 'string') throw invalidArgType(name, 'of type string', p);
+  checkBytePath(p, name);
 }
 
-function lstatBig(full: string): Promise<BigIntStats> {
-  return lstat(full, { bigint: true });
+function join(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
 }
 
-function stampOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
-  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+/** `p` after a rename of `from` to `to`, or undefined if the rename did not move it. */
+function movedPath(p: string, from: string, to: string): string | undefined {
+  if (p === from) return to;
+  return p.startsWith(from + '/') ? to + p.slice(from.length) : undefined;
+}
+
+/** The process itself: the owner of what it creates when no requester is named. */
+function serverSelf(): Requester {
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+function kindOf(mode: number): NodeKind {
+  const t = mode & S_IFMT;
+  return t === S_IFREG ? 'file' : t === S_IFDIR ? 'directory' : t === S_IFLNK ? 'symlink' : 'other';
+}
+
+/** The birth time folded into 32 bits: what tells a reused inode number's new file from the old. */
+function uniqueOf(inoHigh: number, btimeSec: number, btimeNsec: number): number {
+  let h = Math.imul(inoHigh ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (btimeSec >>> 0) ^ Math.floor(btimeSec / 2 ** 32), 0xc2b2ae35);
+  h = Math.imul(h ^ btimeNsec, 0x27d4eb2f);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+function fidOf(a: BackingAttr): Fid {
+  return new Fid(1, a.dev % 2 ** 32, a.ino % 2 ** 32, uniqueOf(a.inoHigh, a.btime.sec, a.btime.nsec));
+}
+
+function fidOfStats(st: BigIntStats): Fid {
+  const birth = st.birthtimeNs;
+  return new Fid(1, Number(st.dev & 0xffff_ffffn), Number(st.ino & 0xffff_ffffn),
+    uniqueOf(Number(st.ino >> 32n), Number(birth / 1_000_000_000n), Number(birth % 1_000_000_000n)));
+}
+
+function stampOf(a: BackingAttr): string {
+  return `${a.size}:${a.mtime.sec}.${a.mtime.nsec}:${a.ctime.sec}.${a.ctime.nsec}`;
 }

@@ -12,10 +12,13 @@ export class ServerError extends Error {
   override readonly name = 'ServerError';
   readonly code: (typeof CODES)[ServerFaultKind];
   readonly kind: ServerFaultKind;
+  /** The file system's errno where one caused it, negative as node:fs gives it (-2 for ENOENT). */
+  readonly errno: number | undefined;
 
-  constructor(kind: ServerFaultKind, message: string) {
+  constructor(kind: ServerFaultKind, message: string, errno?: number) {
     super(message);
     this.kind = kind;
     this.code = CODES[kind];
+    this.errno = errno;
   }
 }
