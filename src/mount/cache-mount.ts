@@ -535,7 +535,11 @@ export class CacheMount {
     // a callback break whose kernel invalidation (pages and size) lands before the open is
     // answered. Whatever pages the kernel still holds then are as current as the cache,
     // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
-    await this.#server.revalidate(fid);
+    // A change seen now breaks only callbacks that were promised; the kernel's copy of
+    // the attributes and pages must go whether or not one was.
+    if ((await this.#server.revalidate(fid)) && !this.#invalidating.has(r.ino)) {
+      this.#invalidating.set(r.ino, this.#session.invalidate(r.ino));
+    }
     await this.#invalidated(r.ino);
     // O_TRUNC (the kernel drops its own pages and size when this open succeeds).
     if ((r.flags! & O_TRUNC) !== 0 && (r.flags! & O_ACCMODE) !== 0) await this.#truncate(fid, 0);

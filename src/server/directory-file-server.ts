@@ -324,10 +324,10 @@ export class DirectoryFileServer {
     return this.#maxFileSize;
   }
 
-  /** Looks at the file now: a change made outside the server becomes a new version. */
-  async revalidate(fid: Fid): Promise<void> {
+  /** Looks at the file now: a change made outside the server becomes a new version (then true). */
+  async revalidate(fid: Fid): Promise<boolean> {
     const f = this.#seen(fid);
-    await this.#inTurn(f, () => this.#notice(f));
+    return this.#inTurn(f, () => this.#notice(f));
   }
 
   /** A new client connection: one cache manager's view of this server. */
@@ -401,16 +401,17 @@ export class DirectoryFileServer {
   }
 
   /** A change made outside this server raises the version by FOREIGN_STEP; another file at the path is ESTALE. */
-  async #notice(f: Seen): Promise<void> {
+  async #notice(f: Seen): Promise<boolean> {
     const a = await this.#dir.lstat(f.path);
     if ((a.mode & S_IFMT) !== S_IFREG || !fidOf(a).equals(f.fid)) {
       throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
     }
     const stamp = stampOf(a);
-    if (stamp === f.stamp) return;
+    if (stamp === f.stamp) return false;
     f.stamp = stamp;
     f.dataVersion += FOREIGN_STEP;
     this.breakCallbacks(f.fid, undefined);
+    return true;
   }
 }
 
