@@ -451,9 +451,12 @@ export class CacheMount {
   async #setattr(r: FuseRequest): Promise<void> {
     const rel = this.#pathOf(r.ino);
     const toSet = r.toSet!;
+    let resized = false;
     if ((toSet & SET_SIZE) !== 0) {
       if (r.size! > this.#maxFileSize) throw errnoError(errno.EFBIG);
-      await this.#truncate(this.#fidOf(r.ino), r.size!);
+      const fid = this.#fidOf(r.ino);
+      resized = (this.#cache?.cachedLength(fid) ?? (await this.#server.getattr(rel)).size) !== r.size;
+      await this.#truncate(fid, r.size!);
     }
     const time = (now: number, set: number, t: [number, number]): { sec: number; nsec: number } | 'now' | undefined =>
       (toSet & now) !== 0 ? 'now' : (toSet & set) !== 0 ? { sec: t[0], nsec: t[1] } : undefined;
@@ -462,7 +465,9 @@ export class CacheMount {
       uid: (toSet & SET_UID) !== 0 ? r.uid! : undefined,
       gid: (toSet & SET_GID) !== 0 ? r.gid! : undefined,
       atime: time(SET_ATIME_NOW, SET_ATIME, r.atime!),
-      mtime: time(SET_MTIME_NOW, SET_MTIME, r.mtime!),
+      // truncate(2) sends the size alone: a file system moves mtime (and ctime) itself
+      // when the size changes, as ext4 does.
+      mtime: time(SET_MTIME_NOW, SET_MTIME, r.mtime!) ?? (resized ? 'now' : undefined),
     };
     const any = Object.values(changes).some((v) => v !== undefined);
     const attr = any ? await this.#server.setattr(rel, changes) : await this.#server.getattr(rel);
