@@ -5,7 +5,7 @@
  * Skipped, with the reason, where FUSE cannot be used.
  */
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,78 +18,12 @@ import { CacheMount, type MountStats } from '../src/mount/cache-mount.js';
 import { firstDifference, patterned } from './helpers/files.js';
 import { runFsx, type FsxTarget } from './helpers/fsx.js';
 import { seededRandom } from './helpers/random.js';
+import { CLI, mounted, withMount, type Mounted } from './helpers/mount-process.js';
 
 const skip = fuseUnavailable();
 if (skip !== undefined) console.log(`# FUSE tests skipped: ${skip}`);
-const CLI = path.join(__dirname, '..', 'src', 'mount', 'cli.js');
 const REPO = path.join(__dirname, '..', '..');
 const FSX_OPS = Number(process.env['CMKIT_MOUNT_FSX_OPS'] ?? 100_000);
-
-interface Mounted {
-  readonly backing: string;
-  readonly mountpoint: string;
-  readonly cli: ChildProcess;
-  readonly output: () => string;
-  /** The CLI's exit code, once it exits. */
-  readonly exited: Promise<number | null>;
-  /** Sends `signal` and resolves to the exit code once the CLI has unmounted and exited. */
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-async function mount(base: string, extra: string[] = []): Promise<Mounted> {
-  const backing = path.join(base, 'backing');
-  const mountpoint = path.join(base, 'mnt');
-  mkdirSync(backing, { recursive: true });
-  mkdirSync(mountpoint, { recursive: true });
-  const cli = spawn(process.execPath, [CLI, 'mount', backing, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  cli.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  cli.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const check = setInterval(() => {
-      if (out.includes('cmkit: mounted')) {
-        clearInterval(check);
-        resolve();
-      } else if (cli.exitCode !== null) {
-        clearInterval(check);
-        reject(new Error(`cmkit mount exited: ${out}`));
-      }
-    }, 10);
-  });
-  return {
-    backing,
-    mountpoint,
-    cli,
-    output: () => out,
-    exited,
-    stop: async (signal = 'SIGTERM') => {
-      if (cli.exitCode === null) cli.kill(signal);
-      return exited;
-    },
-  };
-}
-
-function mounted(mountpoint: string): boolean {
-  return readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .some((line) => line.split(' ')[1] === mountpoint);
-}
-
-async function withMount(name: string, extra: string[], body: (m: Mounted) => Promise<void>): Promise<void> {
-  const base = mkdtempSync(path.join(os.tmpdir(), `cmkit-${name}-`));
-  let m: Mounted | undefined;
-  try {
-    m = await mount(base, extra);
-    await body(m);
-  } finally {
-    if (m !== undefined) {
-      await m.stop();
-      if (mounted(m.mountpoint)) execFileSync('umount', ['-l', m.mountpoint]);
-    }
-    rmSync(base, { recursive: true, force: true });
-  }
-}
 
 /** The mount's stats, over its control socket (as `cmkit stats` gives them). */
 function stats(m: Mounted): MountStats {
