@@ -179,3 +179,37 @@ test('a hostile user swapping directories for symlinks in the backing directory 
     rmSync(outside, { recursive: true, force: true });
   }
 });
+
+test('git clone, npm ci with bin links and tar x of a tree with symlinks and hard links, all through the mount', { skip, timeout: 180_000 }, async () => {
+  await withMount('tools', [], async (m) => {
+    const work = path.join(m.backing, '..', 'work');
+    mkdirSync(work);
+    const sh = (cmd: string, cwd = work): string => execFileSync('sh', ['-c', cmd], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // git: a repository with a symlink and an executable, cloned from a local bare one.
+    sh('git init -q src && cd src && echo data > a && ln -s a link && printf "#!/bin/sh\\necho ran\\n" > run.sh && chmod +x run.sh && ' +
+      'git add . && git -c user.email=t@example.invalid -c user.name=t commit -qm one && cd .. && git clone -q --bare src bare.git');
+    sh(`git clone -q ${work}/bare.git clone`, m.mountpoint);
+    const clone = path.join(m.mountpoint, 'clone');
+    assert.equal(sh('readlink link', clone).trim(), 'a');
+    assert.equal(sh('./run.sh', clone).trim(), 'ran');
+    assert.equal(sh('git status --porcelain', clone), '', 'a clean work tree');
+    sh('git fsck --no-progress', clone);
+    // npm ci: a project whose dependency (a local tarball) has a bin.
+    sh('mkdir -p dep/bin && cd dep && printf "{\\"name\\":\\"cmkit-dep\\",\\"version\\":\\"1.0.0\\",\\"bin\\":{\\"cmkit-dep\\":\\"bin/cli.js\\"}}" > package.json && ' +
+      'printf "#!/usr/bin/env node\\nconsole.log(\\"dep ran\\")\\n" > bin/cli.js && chmod +x bin/cli.js && npm pack -q --silent > /dev/null');
+    sh('mkdir proj && cd proj && printf "{\\"name\\":\\"proj\\",\\"version\\":\\"1.0.0\\",\\"dependencies\\":{\\"cmkit-dep\\":\\"file:../dep/cmkit-dep-1.0.0.tgz\\"}}" > package.json && ' +
+      'npm install -q --offline --no-audit --no-fund > /dev/null && rm -rf node_modules');
+    sh(`cp -r ${work}/proj ${m.mountpoint}/proj && cp ${work}/dep/cmkit-dep-1.0.0.tgz ${m.mountpoint}/`);
+    sh(`sed -i 's#file:../dep/cmkit-dep-1.0.0.tgz#file:../cmkit-dep-1.0.0.tgz#' package.json package-lock.json && npm ci -q --offline --no-audit --no-fund > /dev/null`, path.join(m.mountpoint, 'proj'));
+    assert.equal(sh('npx --offline cmkit-dep', path.join(m.mountpoint, 'proj')).trim(), 'dep ran');
+    assert.ok(sh('ls -l node_modules/.bin', path.join(m.mountpoint, 'proj')).includes('-> ../cmkit-dep/bin/cli.js'));
+    // tar: symlinks and hard links out and in again.
+    sh('mkdir -p tree/d && echo one > tree/d/f && ln tree/d/f tree/hard && ln -s d/f tree/soft && ln -s /nowhere tree/dangling && tar cf tree.tar tree');
+    sh(`tar xf ${work}/tree.tar`, m.mountpoint);
+    sh(`diff -r --no-dereference ${work}/tree ${m.mountpoint}/tree`);
+    const inner = path.join(m.mountpoint, 'tree');
+    assert.equal(statSync(path.join(inner, 'hard')).ino, statSync(path.join(inner, 'd', 'f')).ino, 'the hard link is one inode');
+    assert.equal(statSync(path.join(inner, 'hard')).nlink, 2);
+    assert.equal(sh('readlink tree/soft tree/dangling', m.mountpoint), 'd/f\n/nowhere\n');
+  });
+});
