@@ -23,6 +23,7 @@ import { b9 } from './rows/b9-tracing.js';
 import { b10 } from './rows/b10-fair-share.js';
 import { b11 } from './rows/b11-pags.js';
 import { b12 } from './rows/b12-mount.js';
+import { b13 } from './rows/b13-listing.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
 
@@ -39,6 +40,7 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B10', b10],
   ['B11', b11],
   ['B12', b12],
+  ['B13', b13],
 ];
 
 async function main(): Promise<void> {

@@ -1,37 +1,14 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { fuseUnavailable } from '../../src/mount/fuse.js';
 import { median, round } from '../measure.js';
+import { mountCli, unmountCli } from '../mount-cli.js';
 import type { RowFn } from '../row.js';
 
 const MiB = 1024 * 1024;
-const CLI = path.join(__dirname, '..', '..', 'src', 'mount', 'cli.js');
-
-/** `cmkit mount` as its own process, as users run it; resolves once it serves. */
-async function mountCli(backing: string, mountpoint: string, extra: string[]): Promise<ChildProcess> {
-  const cli = spawn(process.execPath, [CLI, 'mount', backing, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    cli.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('cmkit: mounted')) resolve();
-    });
-    cli.on('exit', () => reject(new Error(`cmkit mount exited: ${out}`)));
-  });
-  return cli;
-}
-
-async function unmountCli(cli: ChildProcess, mountpoint: string): Promise<void> {
-  const exited = new Promise<void>((resolve) => cli.once('exit', () => resolve()));
-  cli.kill('SIGTERM');
-  await exited;
-  if (readFileSync('/proc/self/mounts', 'utf8').includes(` ${mountpoint} `)) execFileSync('umount', ['-l', mountpoint]);
-}
-
 /**
  * Reads the whole file in 1 MiB read(2)s, as cp or a sequential reader does; bytes/s.
  * `direct`: O_DIRECT, so the kernel's page cache serves nothing and every byte comes
