@@ -24,6 +24,7 @@ import { b10 } from './rows/b10-fair-share.js';
 import { b11 } from './rows/b11-pags.js';
 import { b12 } from './rows/b12-mount.js';
 import { b13 } from './rows/b13-listing.js';
+import { fuseUnavailable } from '../src/mount/fuse.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
 
@@ -50,15 +51,21 @@ async function main(): Promise<void> {
   const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(1)}s`;
   const ctx: RowContext = { quick, progress: (m) => console.log(`  [${elapsed()}] ${m}`) };
   const rows: Row[] = [];
+  const skipped: string[] = [];
   for (const [id, fn] of ROWS) {
     if (only !== undefined && !only.includes(id)) continue;
     console.log(`[${elapsed()}] ${id} ...`);
     const row = await fn(ctx);
-    if (row === undefined) continue;
+    if (row === undefined) {
+      skipped.push(id);
+      continue;
+    }
     rows.push(row);
     console.log(`[${elapsed()}] ${id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
   }
   console.log(`\n${markdownTable(rows)}\n`);
+  const why = fuseUnavailable();
+  console.log(skipped.length === 0 ? 'skipped: no row' : `skipped: ${skipped.join(', ')} (${why ?? 'see their lines above'})`);
   if (only !== undefined) {
     console.log(`--only: a partial run; bench/results and the README are left as they were (${elapsed()}).`);
     return;

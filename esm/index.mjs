@@ -31,7 +31,7 @@ export const {
   Tracer,
   TRACE_CATEGORIES,
   CacheMount,
-  STATS_FILE,
+  bytePath,
   fuseUnavailable,
 } = cmkit;
 export default cmkit;

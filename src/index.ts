@@ -15,7 +15,7 @@ export { Rights } from './server/file-server.js';
 export { ServerError } from './server/server-error.js';
 export type { ServerFaultKind } from './server/server-error.js';
 export { MemoryFileServer } from './server/memory-file-server.js';
-export { DirectoryFileServer, FOREIGN_STEP } from './server/directory-file-server.js';
+export { DirectoryFileServer, FOREIGN_STEP, bytePath } from './server/directory-file-server.js';
 export type { DirectoryFileServerOptions, DirectoryServerCounters } from './server/directory-file-server.js';
 export type { MemoryFileServerOptions, ServerCounters, FaultSpec, RpcKind } from './server/memory-file-server.js';
 
@@ -47,4 +47,4 @@ export type { TraceCategory, TraceSink, TracePoint } from './trace/tracer.js';
 export { CacheMount } from './mount/cache-mount.js';
 export type { CacheMountOptions, MountStats } from './mount/cache-mount.js';
 export { fuseUnavailable } from './mount/fuse.js';
-export type { NodeAttr, NodeKind, DirEntryInfo, AttrChanges } from './server/directory-file-server.js';
+export type { NodeAttr, NodeKind, DirEntryInfo, AttrChanges, Requester, Time } from './server/directory-file-server.js';

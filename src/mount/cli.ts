@@ -19,6 +19,7 @@ import { CacheMount } from './cache-mount.js';
 import { queryControl, serveControl } from './control.js';
 
 const USAGE = `usage:
+  cmkit --help
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
   cmkit stats <mountpoint>`;
@@ -123,6 +124,10 @@ async function stats(args: string[]): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
   try {
     if (command === 'mount') return await mount(rest);
     if (command === 'stats') return await stats(rest);
