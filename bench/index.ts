@@ -64,10 +64,12 @@ async function main(): Promise<void> {
     console.log(`[${elapsed()}] ${id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
   }
   console.log(`\n${markdownTable(rows)}\n`);
+  // The run's last line: which rows did not run here, and why.
   const why = fuseUnavailable();
-  console.log(skipped.length === 0 ? 'skipped: no row' : `skipped: ${skipped.join(', ')} (${why ?? 'see their lines above'})`);
+  const skipLine = skipped.length === 0 ? 'skipped: no row' : `skipped: ${skipped.join(', ')} (${why ?? 'see their lines above'})`;
   if (only !== undefined) {
     console.log(`--only: a partial run; bench/results and the README are left as they were (${elapsed()}).`);
+    console.log(skipLine);
     return;
   }
   const meta = { node: process.version, cpus: os.cpus().length, date: new Date().toISOString(), quick };
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
   writeFileSync(path.join(dir, 'latest.svg'), svgChart(rows, goalProgress));
   updateReadme(rows, meta);
   console.log(`Wrote bench/results/latest.{json,md,svg} and the README table in ${elapsed()}.`);
+  console.log(skipLine);
 }
 
 main().catch((e: unknown) => {
