@@ -10,7 +10,7 @@
     {
       'target_name': 'cmkit_core',
       'type': 'static_library',
-      'sources': ['native/core/ref_table.cpp', 'native/core/backing_dir.cpp'],
+      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp'],
     },
     {
       'target_name': 'cmkit',
@@ -26,6 +26,7 @@
         'native/addon/rw_lock_binding.cpp',
         'native/addon/bench_binding.cpp',
         'native/addon/backing_binding.cpp',
+        'native/addon/shared_memory.cpp',
       ],
       'defines': [
         'NAPI_VERSION=8',

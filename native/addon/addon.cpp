@@ -40,6 +40,8 @@ Napi::Object statusCodes(Napi::Env env) {
   s.Set("badSlot", static_cast<int32_t>(Status::kBadSlot));
   s.Set("lockNotHeld", static_cast<int32_t>(Status::kLockNotHeld));
   s.Set("wouldBlock", static_cast<int32_t>(Status::kWouldBlock));
+  s.Set("badArgument", static_cast<int32_t>(Status::kBadArgument));
+  s.Set("closed", static_cast<int32_t>(Status::kClosed));
   return s;
 }
 

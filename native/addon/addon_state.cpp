@@ -4,7 +4,6 @@
 #include <unordered_set>
 
 #include "../core/rw_lock.h"
-#include "shared_table.h"
 
 namespace cmkit::addon {
 
@@ -37,26 +36,18 @@ bool threadAlive(uint32_t token) {
   return live.tokens.count(token) != 0;
 }
 
-void AddonState::releaseHolds(size_t local) {
-  if (local >= holds.size() || local >= tables.size() || !tables[local]) return;
-  RefTable& table = tables[local]->table;
-  std::vector<int32_t>& bySlot = holds[local];
-  for (uint32_t slot = 0; slot < bySlot.size(); slot++) {
-    for (; bySlot[slot] > 0; bySlot[slot]--) table.release(slot);
-  }
-  bySlot.clear();
-}
-
 AddonState::~AddonState() {
-  for (size_t local = 0; local < tables.size(); local++) releaseHolds(local);
+  for (Attachment& a : tables) {
+    if (a.shared) a.shared->table.retireShard(a.shard);
+  }
   {
     LiveThreads& live = liveThreads();
     std::lock_guard<std::mutex> g(live.mutex);
     live.tokens.erase(token);
   }
-  // The words are in SharedArrayBuffers that this isolate still references while its
-  // environment is torn down. Threads asleep on a word are not woken from here (only JS
-  // can notify); they wait in bounded slices and see the word change.
+  // Each word's memory is kept alive by its entry, whatever GC did with the buffer.
+  // Threads asleep on a word are not woken from here (only JS can notify); they wait in
+  // bounded slices and see the word change.
   for (auto& [word, held] : locks) {
     rwlock::Word w(*word);
     if (held.write) w.releaseWrite();

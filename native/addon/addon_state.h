@@ -6,14 +6,17 @@
 //   process-wide  the RefTable registry (native/addon/ref_table_binding.cpp) and the
 //                 tables in it; RwLock words, which live in SharedArrayBuffers;
 //   per thread    this struct: the scratch words through which JS passes a Fid without
-//                 unpacking four arguments, the tables this thread has attached, and
-//                 what this thread holds in them and in RwLock words.
+//                 unpacking four arguments, the tables this thread has attached (with
+//                 the shard that holds its references in each), and the RwLock words
+//                 it holds.
 //
-// Why a thread keeps a ledger of what it holds: a worker can be terminated, or can
-// exit, while it holds references and locks. Node then tears down its environment and
-// deletes this struct; the destructor releases whatever the ledger still lists, so the
-// other threads carry on. References handed over to shared state (a cache's dirty
-// buffers, say) are disowned first and are not in any thread's ledger.
+// Why a thread keeps track of what it holds: a worker can be terminated, or can exit,
+// while it holds references and locks. Node then tears down its environment and deletes
+// this struct; the destructor retires the thread's shards and releases the lock modes
+// its ledger lists, so the other threads carry on. The ledger keeps each word's memory
+// alive (a V8 backing store), so a lock whose buffer JS already dropped is still memory
+// we may write. References handed over to shared state (a cache's dirty buffers, say)
+// are disowned first and are in no thread's shard.
 #pragma once
 
 #include <napi.h>
@@ -23,9 +26,9 @@
 #include <unordered_map>
 #include <vector>
 
-namespace cmkit::addon {
+#include "shared_table.h"
 
-struct SharedTable;
+namespace cmkit::addon {
 
 // Scratch layout (Uint32Array, kScratchWords long), written by src/core/native.ts:
 //   [0] local table index   [1] cell   [2] volume   [3] vnode   [4] unique   [5] hash
@@ -33,32 +36,28 @@ struct SharedTable;
 constexpr uint32_t kScratchWords = 8;
 enum ScratchWord : uint32_t { kTable = 0, kCell, kVolume, kVnode, kUnique, kHash, kCreated };
 
-// The modes this thread holds one RwLock word in.
+// The modes this thread holds one RwLock word in, and the memory the word lives in.
 struct LockHolds {
   uint32_t reads = 0;
   bool write = false;
+  std::shared_ptr<void> memory;
 };
 
 struct AddonState {
   AddonState() = default;
   AddonState(const AddonState&) = delete;
   AddonState& operator=(const AddonState&) = delete;
-  ~AddonState();  // releases every hold still in the ledgers
+  ~AddonState();  // retires every shard and releases every lock mode still held
 
   // This thread's token: unique in the process, never reused; see threadAlive().
   const uint32_t token = nextThreadToken();
 
   uint32_t* scratch = nullptr;
   Napi::Reference<Napi::Uint32Array> scratchRef;
-  // Index = the local table index JS passes; null once detached.
-  std::vector<std::shared_ptr<SharedTable>> tables;
-  // Parallel to `tables`: this thread's references by slot, sized on first use.
-  std::vector<std::vector<int32_t>> holds;
+  // Index = the local table index JS passes; empty once detached.
+  std::vector<Attachment> tables;
   // By lock word: what this thread holds in it.
   std::unordered_map<uint32_t*, LockHolds> locks;
-
-  // Releases this thread's references in table `local` (on detach and at teardown).
-  void releaseHolds(size_t local);
 
  private:
   static uint32_t nextThreadToken();
@@ -68,6 +67,10 @@ struct AddonState {
 // a thread (a buffer being fetched by it, say) is taken back once it is gone.
 bool threadAlive(uint32_t token);
 
-inline AddonState& stateOf(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
+inline AddonState* stateOf(napi_env env) {
+  void* data = nullptr;
+  napi_get_instance_data(env, &data);
+  return static_cast<AddonState*>(data);
+}
 
 }  // namespace cmkit::addon

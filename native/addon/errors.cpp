@@ -7,21 +7,27 @@ namespace cmkit::addon {
 
 namespace {
 
-template <typename ErrorType>
-void throwWithCode(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = ErrorType::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  e.ThrowAsJavaScriptException();
+using MakeError = napi_status (*)(napi_env, napi_value, napi_value, napi_value*);
+
+// In raw Node-API, giving up quietly at the first step that fails: a worker being
+// terminated cannot take an exception, and asking it to make one through the C++
+// wrapper would abort the process.
+void throwWithCode(napi_env env, MakeError make, const char* code, const std::string& message) {
+  napi_value codeValue = nullptr, text = nullptr, error = nullptr;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &codeValue) != napi_ok) return;
+  if (napi_create_string_utf8(env, message.data(), message.size(), &text) != napi_ok) return;
+  if (make(env, codeValue, text, &error) != napi_ok) return;
+  napi_throw(env, error);
 }
 
 }  // namespace
 
 void throwTypeError(Napi::Env env, const char* code, const std::string& message) {
-  throwWithCode<Napi::TypeError>(env, code, message);
+  throwWithCode(env, napi_create_type_error, code, message);
 }
 
 void throwRangeError(Napi::Env env, const char* code, const std::string& message) {
-  throwWithCode<Napi::RangeError>(env, code, message);
+  throwWithCode(env, napi_create_range_error, code, message);
 }
 
 void throwStatus(Napi::Env env, Status status, const char* what) {
@@ -32,8 +38,8 @@ void throwStatus(Napi::Env env, Status status, const char* what) {
     case Status::kNotFound:
       return throwRangeError(env, "ERR_CMKIT_NOT_FOUND", op + ": no entry for that fid");
     case Status::kTableFull:
-      return throwWithCode<Napi::Error>(
-          env, "ERR_CMKIT_TABLE_FULL", op + ": every entry is held; nothing can be recycled");
+      return throwWithCode(env, napi_create_error, "ERR_CMKIT_TABLE_FULL",
+                           op + ": every entry is held; nothing can be recycled");
     case Status::kNotHeld:
       return throwRangeError(env, "ERR_CMKIT_NOT_HELD",
                              op + ": the entry's refCount is zero (release without hold)");
@@ -43,10 +49,13 @@ void throwStatus(Napi::Env env, Status status, const char* what) {
       return throwRangeError(env, "ERR_CMKIT_LOCK_NOT_HELD",
                              op + ": the lock is not held in that mode");
     case Status::kWouldBlock:
-      return throwWithCode<Napi::Error>(env, "ERR_CMKIT_WOULD_BLOCK",
-                                        op + ": the lock is taken");
+      return throwWithCode(env, napi_create_error, "ERR_CMKIT_WOULD_BLOCK", op + ": the lock is taken");
+    case Status::kBadArgument:
+      return throwWithCode(env, napi_create_type_error, "ERR_INVALID_ARG_TYPE", op + ": an argument of the wrong type");
+    case Status::kClosed:
+      return throwWithCode(env, napi_create_type_error, "ERR_CMKIT_CLOSED", op + ": the RefTable is closed");
   }
-  throwWithCode<Napi::Error>(env, "ERR_CMKIT_INTERNAL", op + ": unknown status");
+  throwWithCode(env, napi_create_error, "ERR_CMKIT_INTERNAL", op + ": unknown status");
 }
 
 std::optional<uint32_t> uint32Arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -64,16 +73,6 @@ std::optional<uint32_t> uint32Arg(const Napi::CallbackInfo& info, size_t i, cons
     return std::nullopt;
   }
   return static_cast<uint32_t>(d);
-}
-
-std::optional<uint32_t> uint32ArgFast(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  uint32_t out = 0;
-  if (napi_get_value_uint32(info.Env(), info[i], &out) != napi_ok) {
-    throwTypeError(info.Env(), "ERR_INVALID_ARG_TYPE",
-                   std::string("The \"") + name + "\" argument must be of type number");
-    return std::nullopt;
-  }
-  return out;
 }
 
 template <typename T, napi_typedarray_type kType>

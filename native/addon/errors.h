@@ -22,10 +22,6 @@ void throwRangeError(Napi::Env env, const char* code, const std::string& message
 // names the argument.
 std::optional<uint32_t> uint32Arg(const Napi::CallbackInfo& info, size_t i, const char* name);
 
-// The hot-path reader: one Node-API call, a TypeError for a non-number, and no range
-// check (the JS facade checks ranges before it calls; a value out of range arrives
-// wrapped and fails the core's own bounds check).
-std::optional<uint32_t> uint32ArgFast(const Napi::CallbackInfo& info, size_t i, const char* name);
 
 // A typed array argument of one type, by one Node-API call: its data and length.
 template <typename T>

@@ -1,81 +1,102 @@
 // Binding of RwLock. A lock is a 32-bit word in an Int32Array over a SharedArrayBuffer;
 // every call names it by (array, index). JS does the sleeping (Atomics.wait/waitAsync on
-// the same word), so no call here ever blocks.
-#include <string>
-
+// the same word), so no call here ever blocks. Every call is a hot call (hot_call.h): it
+// returns a number and never throws, so a worker terminated in the middle of one is
+// never asked to make an error.
 #include "../core/rw_lock.h"
 #include "addon_state.h"
 #include "bindings.h"
-#include "errors.h"
+#include "hot_call.h"
+#include "shared_memory.h"
 
 namespace cmkit::addon {
 
 namespace {
 
-// The lock word named by arguments 0 (array) and 1 (index), or null after throwing.
-uint32_t* wordArg(const Napi::CallbackInfo& info) {
-  auto words = int32ArrayArg(info, 0, "words");
-  if (!words) return nullptr;
-  auto index = uint32ArgFast(info, 1, "index");
-  if (!index) return nullptr;
-  if (*index >= words->length) {
-    throwRangeError(info.Env(), "ERR_OUT_OF_RANGE",
-                    "The value of \"index\" is out of range. It must be < " +
-                        std::to_string(words->length));
-    return nullptr;
+struct WordArg {
+  uint32_t* word = nullptr;
+  napi_value buffer = nullptr;  // the array's buffer, for the ledger to keep alive
+};
+
+// The lock word named by arguments 0 (array) and 1 (index); false for anything else.
+// argv[2], when present, is left for the caller.
+bool wordArg(napi_env env, napi_callback_info info, WordArg* out, napi_value* extra = nullptr) {
+  HotArgs<3> args;
+  if (!hotArgs(env, info, &args) || args.argc < 2) return false;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, args.argv[0], &type, &length, &data, &out->buffer, &offset) != napi_ok ||
+      type != napi_int32_array) {
+    return false;
   }
-  return reinterpret_cast<uint32_t*>(words->data) + *index;
+  uint32_t index = 0;
+  if (!hotUint32(env, args.argv[1], &index) || index >= length) return false;
+  out->word = static_cast<uint32_t*>(data) + index;
+  if (extra != nullptr) *extra = args.argc > 2 ? args.argv[2] : nullptr;
+  return true;
 }
 
 // The thread's ledger of what it holds in each word (see addon_state.h): every
 // transition that succeeds updates it, so that the thread's exit releases what is left.
-LockHolds& held(const Napi::CallbackInfo& info, uint32_t* w) { return stateOf(info.Env()).locks[w]; }
-
-void forget(const Napi::CallbackInfo& info, uint32_t* w) {
-  auto& locks = stateOf(info.Env()).locks;
-  auto it = locks.find(w);
-  if (it != locks.end() && it->second.reads == 0 && !it->second.write) locks.erase(it);
+// A word's first entry takes a reference to its buffer's memory.
+LockHolds* held(napi_env env, const WordArg& w) {
+  AddonState* st = stateOf(env);
+  if (st == nullptr) return nullptr;
+  LockHolds& h = st->locks[w.word];
+  if (!h.memory) h.memory = keepMemory(w.buffer);
+  return &h;
 }
 
-Napi::Value tryRead(const Napi::CallbackInfo& info) {
-  uint32_t* w = wordArg(info);
-  if (!w) return info.Env().Undefined();
-  bool ok = rwlock::Word(*w).tryRead();
-  if (ok) held(info, w).reads++;
-  return Napi::Boolean::New(info.Env(), ok);
+void forget(napi_env env, uint32_t* word) {
+  AddonState* st = stateOf(env);
+  if (st == nullptr) return;
+  auto it = st->locks.find(word);
+  if (it != st->locks.end() && it->second.reads == 0 && !it->second.write) st->locks.erase(it);
 }
 
-Napi::Value tryWrite(const Napi::CallbackInfo& info) {
-  uint32_t* w = wordArg(info);
-  if (!w) return info.Env().Undefined();
-  bool ok = rwlock::Word(*w).tryWrite();
-  if (ok) held(info, w).write = true;
-  return Napi::Boolean::New(info.Env(), ok);
-}
-
-// Returns the value to sleep on, as the signed number Atomics.wait compares against, or
-// 0 when the caller should try again at once.
-Napi::Value prepareWait(const Napi::CallbackInfo& info) {
-  uint32_t* w = wordArg(info);
-  if (!w) return info.Env().Undefined();
-  uint32_t v = rwlock::Word(*w).prepareWait(info[2].ToBoolean());
-  return Napi::Number::New(info.Env(), static_cast<int32_t>(v));
-}
-
-// Releases return 1 when sleepers must be woken, 0 otherwise; or throw. `note` records
-// the transition in the thread's ledger once it succeeded.
-template <rwlock::Result (rwlock::Word::*kOp)()>
-Napi::Value releasing(const Napi::CallbackInfo& info, const char* what, void (*note)(LockHolds&)) {
-  uint32_t* w = wordArg(info);
-  if (!w) return info.Env().Undefined();
-  rwlock::Result r = (rwlock::Word(*w).*kOp)();
-  if (r < 0) {
-    throwStatus(info.Env(), static_cast<Status>(r), what);
-    return info.Env().Undefined();
+// tryRead, tryWrite: 1 when taken, 0 when not; kBadArgument.
+template <bool kWrite>
+napi_value tryTake(napi_env env, napi_callback_info info) {
+  WordArg w;
+  if (!wordArg(env, info, &w)) return hotStatus(env, Status::kBadArgument);
+  rwlock::Word word(*w.word);
+  bool ok = kWrite ? word.tryWrite() : word.tryRead();
+  if (ok) {
+    LockHolds* h = held(env, w);
+    if (h != nullptr) {
+      if (kWrite) h->write = true;
+      else h->reads++;
+    }
   }
-  note(held(info, w));
-  forget(info, w);
-  return Napi::Number::New(info.Env(), r);
+  return hotInt(env, ok ? 1 : 0);
+}
+
+// prepareWait(words, index, forWrite): the value to sleep on, as the signed number
+// Atomics.wait compares against, or 0 when the caller should try again at once (also for
+// bad arguments: the try that follows reports them).
+napi_value prepareWait(napi_env env, napi_callback_info info) {
+  WordArg w;
+  napi_value forWriteArg = nullptr;
+  if (!wordArg(env, info, &w, &forWriteArg)) return hotInt(env, 0);
+  bool forWrite = false;
+  if (forWriteArg != nullptr) napi_get_value_bool(env, forWriteArg, &forWrite);
+  return hotInt(env, static_cast<int32_t>(rwlock::Word(*w.word).prepareWait(forWrite)));
+}
+
+// Releases return 1 when sleepers must be woken, 0 otherwise, or a negative Status.
+// `note` records the transition in the thread's ledger once it succeeded.
+template <rwlock::Result (rwlock::Word::*kOp)(), void (*kNote)(LockHolds&)>
+napi_value releasing(napi_env env, napi_callback_info info) {
+  WordArg w;
+  if (!wordArg(env, info, &w)) return hotStatus(env, Status::kBadArgument);
+  rwlock::Result r = (rwlock::Word(*w.word).*kOp)();
+  if (r >= 0) {
+    if (LockHolds* h = held(env, w)) kNote(*h);
+    forget(env, w.word);
+  }
+  return hotInt(env, r);
 }
 
 void dropRead(LockHolds& h) {
@@ -86,50 +107,35 @@ void writeToRead(LockHolds& h) {
   h.write = false;
   h.reads++;
 }
-
-Napi::Value releaseRead(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::releaseRead>(info, "RwLock.release (read)", dropRead);
-}
-Napi::Value releaseWrite(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::releaseWrite>(info, "RwLock.release (write)", dropWrite);
-}
-Napi::Value downgrade(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::downgrade>(info, "RwLock.downgrade", writeToRead);
-}
-Napi::Value releaseReadForUpgrade(const Napi::CallbackInfo& info) {
-  return releasing<&rwlock::Word::releaseReadForUpgrade>(info, "RwLock.upgrade", dropRead);
+void readToWrite(LockHolds& h) {
+  dropRead(h);
+  h.write = true;
 }
 
-// true when upgraded, false when other readers hold shares; throws when no share is held.
-Napi::Value tryUpgrade(const Napi::CallbackInfo& info) {
-  uint32_t* w = wordArg(info);
-  if (!w) return info.Env().Undefined();
-  Status s = rwlock::Word(*w).tryUpgrade();
-  if (s == Status::kLockNotHeld) {
-    throwStatus(info.Env(), s, "RwLock.tryUpgrade");
-    return info.Env().Undefined();
-  }
+// 1 when upgraded, 0 when other readers hold shares, kLockNotHeld when no share is held.
+napi_value tryUpgrade(napi_env env, napi_callback_info info) {
+  WordArg w;
+  if (!wordArg(env, info, &w)) return hotStatus(env, Status::kBadArgument);
+  Status s = rwlock::Word(*w.word).tryUpgrade();
   if (s == Status::kOk) {
-    LockHolds& h = held(info, w);
-    dropRead(h);
-    h.write = true;
+    if (LockHolds* h = held(env, w)) readToWrite(*h);
+    return hotInt(env, 1);
   }
-  return Napi::Boolean::New(info.Env(), s == Status::kOk);
+  return s == Status::kWouldBlock ? hotInt(env, 0) : hotStatus(env, s);
 }
 
 }  // namespace
 
 void initRwLock(Napi::Env env, Napi::Object exports) {
   Napi::Object l = Napi::Object::New(env);
-  l.Set("tryRead", Napi::Function::New(env, tryRead, "tryRead"));
-  l.Set("tryWrite", Napi::Function::New(env, tryWrite, "tryWrite"));
-  l.Set("prepareWait", Napi::Function::New(env, prepareWait, "prepareWait"));
-  l.Set("releaseRead", Napi::Function::New(env, releaseRead, "releaseRead"));
-  l.Set("releaseWrite", Napi::Function::New(env, releaseWrite, "releaseWrite"));
-  l.Set("downgrade", Napi::Function::New(env, downgrade, "downgrade"));
-  l.Set("tryUpgrade", Napi::Function::New(env, tryUpgrade, "tryUpgrade"));
-  l.Set("releaseReadForUpgrade",
-        Napi::Function::New(env, releaseReadForUpgrade, "releaseReadForUpgrade"));
+  setHot(env, l, "tryRead", tryTake<false>);
+  setHot(env, l, "tryWrite", tryTake<true>);
+  setHot(env, l, "prepareWait", prepareWait);
+  setHot(env, l, "releaseRead", releasing<&rwlock::Word::releaseRead, dropRead>);
+  setHot(env, l, "releaseWrite", releasing<&rwlock::Word::releaseWrite, dropWrite>);
+  setHot(env, l, "downgrade", releasing<&rwlock::Word::downgrade, writeToRead>);
+  setHot(env, l, "tryUpgrade", tryUpgrade);
+  setHot(env, l, "releaseReadForUpgrade", releasing<&rwlock::Word::releaseReadForUpgrade, dropRead>);
   Napi::Object bits = Napi::Object::New(env);
   bits.Set("writer", static_cast<double>(rwlock::kWriter));
   bits.Set("pending", static_cast<double>(rwlock::kPending));

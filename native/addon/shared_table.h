@@ -1,16 +1,29 @@
-// A process-wide RefTable as the addon shares it between threads.
+// A process-wide RefTable as the addon shares it between threads, and one thread's
+// attachment to it.
 #pragma once
 
 #include <atomic>
+#include <memory>
 
 #include "../core/ref_table.h"
+#include "shared_memory.h"
 
 namespace cmkit::addon {
 
 struct SharedTable {
-  explicit SharedTable(uint32_t capacity) : table(capacity) {}
+  explicit SharedTable(uint32_t capacity)
+      : table(capacity), index(table.index(), table.indexWords() * sizeof(int32_t)) {}
   RefTable table;
+  SharedView index;  // the JS views of table.index(); each keeps this SharedTable alive
   std::atomic<bool> closed{false};
+};
+
+// What a thread holds in a table lives in its shard, which the table owns: the thread's
+// exit (or detach) retires the shard, and so releases the references, with no ledger of
+// its own and nothing that GC can free first.
+struct Attachment {
+  std::shared_ptr<SharedTable> shared;
+  std::shared_ptr<RefTable::Shard> shard;
 };
 
 }  // namespace cmkit::addon

@@ -15,6 +15,9 @@ enum class Status : int32_t {
   kBadSlot = -4,       // a slot index outside the table or never used
   kLockNotHeld = -5,   // an RwLock transition from a mode the word says is not held
   kWouldBlock = -6,    // a try-operation that did not get the lock
+  // Statuses of the addon's hot calls, which never throw (native/addon/hot_call.h):
+  kBadArgument = -7,   // an argument of the wrong type or out of range
+  kClosed = -8,        // a table that was closed or detached on this thread
 };
 
 }  // namespace cmkit

@@ -21,7 +21,7 @@ export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1"
 # test name -> the core sources it links
 declare -A tests=(
   [fid_test]=""
-  [ref_table_stress]="../core/ref_table.cpp"
+  [ref_table_stress]="../core/ref_table.cpp ../core/asymmetric_fence.cpp"
   [rw_lock_stress]=""
 )
 names=(fid_test ref_table_stress rw_lock_stress)

@@ -11,23 +11,55 @@ export interface StatusCodes {
   readonly badSlot: number;
   readonly lockNotHeld: number;
   readonly wouldBlock: number;
+  readonly badArgument: number;
+  readonly closed: number;
 }
 
+/** Word offsets of a RefTable's index (native/core/ref_table.h, namespace reftable). */
+export interface RefTableLayout {
+  readonly seq: number;
+  readonly closed: number;
+  readonly bucketsBase: number;
+  readonly entryWords: number;
+  readonly cell: number;
+  readonly volume: number;
+  readonly vnode: number;
+  readonly unique: number;
+  readonly hash: number;
+  readonly next: number;
+  readonly referenced: number;
+  /** Whether the recycler's asymmetric fence lets readers count with plain stores. */
+  readonly lightReaders: boolean;
+}
+
+export interface RefTableAttachment {
+  /** The attachment's local index, for scratch[Table]. */
+  readonly local: number;
+  /** The table's index, in RefTableLayout. */
+  readonly index: SharedArrayBuffer;
+  /** This attachment's counts, one int32 per slot. */
+  readonly counts: SharedArrayBuffer;
+  readonly mask: number;
+  readonly capacity: number;
+}
+
+/** Hot calls return a slot, or a Status (negative); they never throw. */
 export interface RefTableBinding {
   readonly maxCapacity: number;
+  readonly layout: RefTableLayout;
   create(capacity: number): number;
-  attach(id: number): number;
+  attach(id: number): RefTableAttachment;
   detach(local: number, close: boolean): void;
   /** Reads the table and Fid from scratch; returns a slot or status.notFound. */
   findHold(): number;
-  /** findHold under the exclusive lock: the benchmark's pre-2008 baseline. */
+  /** findHold under the writers' lock: the benchmark's pre-2008 baseline. */
   findHoldExclusive(): number;
   /** Reads the table and Fid from scratch; writes scratch[Created]; returns a slot. */
   getHold(): number;
-  hold(slot: number): void;
-  release(slot: number): void;
-  disown(slot: number): void;
-  releaseDisowned(slot: number): void;
+  hold(slot: number): number;
+  release(slot: number): number;
+  disown(slot: number): number;
+  releaseDisowned(slot: number): number;
   findHoldMany(fids: Uint32Array, out: Int32Array): void;
   releaseMany(slots: Int32Array): void;
   refCount(slot: number): number;
@@ -45,10 +77,12 @@ export interface RwLockBits {
   readonly readerMask: number;
 }
 
+/** Every call returns a number and never throws; a negative one is a Status. */
 export interface RwLockBinding {
   readonly bits: RwLockBits;
-  tryRead(words: Int32Array, index: number): boolean;
-  tryWrite(words: Int32Array, index: number): boolean;
+  /** 1 when taken, 0 when not. */
+  tryRead(words: Int32Array, index: number): number;
+  tryWrite(words: Int32Array, index: number): number;
   /** The value to Atomics.wait on, or 0 to try again at once. */
   prepareWait(words: Int32Array, index: number, forWrite: boolean): number;
   /** Each returns 1 when sleepers must be woken (Atomics.notify), else 0. */
@@ -56,7 +90,8 @@ export interface RwLockBinding {
   releaseWrite(words: Int32Array, index: number): number;
   downgrade(words: Int32Array, index: number): number;
   releaseReadForUpgrade(words: Int32Array, index: number): number;
-  tryUpgrade(words: Int32Array, index: number): boolean;
+  /** 1 when upgraded, 0 when other readers hold shares. */
+  tryUpgrade(words: Int32Array, index: number): number;
 }
 
 /** Calls used only by the benchmark. */

@@ -1,10 +1,39 @@
 import { invalidArgType, typeError } from './errors.js';
 import { Fid, checkFid, fidHash } from './fid.js';
 import { addon, scratch, ScratchWord } from './native.js';
+import { statusError } from './status-error.js';
 import { checkInteger, checkObject, checkUint32 } from './validate.js';
 
 const binding = addon.refTable;
 const NOT_FOUND = addon.status.notFound;
+const L = binding.layout;
+const SEQ = L.seq;
+const CLOSED = L.closed;
+const BUCKETS = L.bucketsBase;
+const ENTRY = L.entryWords;
+const CELL = L.cell;
+const VOLUME = L.volume;
+const VNODE = L.vnode;
+const UNIQUE = L.unique;
+const HASH = L.hash;
+const NEXT = L.next;
+const REFERENCED = L.referenced;
+/**
+ * Whether this thread's count changes may be plain stores and its seq checks plain loads
+ * (about 20 ns a hit cheaper than Atomics in Node 20). Sound where the recycler has an
+ * asymmetric fence (native/core/asymmetric_fence.h gives it the store-load order) and the
+ * hardware keeps the other orders by itself: x86-64 never moves a load after a later store
+ * nor loads past each other. V8 keeps typed-array accesses in program order.
+ */
+const LIGHT = L.lightReaders && process.arch === 'x64';
+/** #probe's answer when it cannot tell (a writer is busy, or the table is closed). */
+const ASK_NATIVE = -2;
+/** Probes that found a writer passing by before the native call takes over. */
+const PROBE_ATTEMPTS = 3;
+/** What a closed holder points at instead of the table: every probe asks native code. */
+const CLOSED_INDEX = new Int32Array(BUCKETS);
+CLOSED_INDEX[CLOSED] = 1;
+const NO_COUNTS = new Int32Array(0);
 
 /** @default 65536 */
 export const DEFAULT_REF_TABLE_CAPACITY = 65_536;
@@ -39,16 +68,20 @@ export interface RefTableStats {
 }
 
 /**
- * A process-wide table of Fid entries with atomic reference counts, shared by every
- * thread. Each entry has a slot: a small integer, stable while the entry names its Fid,
- * that later layers use to index their shared-memory records.
+ * A process-wide table of Fid entries with reference counts, shared by every thread.
+ * Each entry has a slot: a small integer, stable while the entry names its Fid, that
+ * later layers use to index their shared-memory records.
  *
- * Lookups take only a shared lock striped per thread; holds and releases are atomic
- * adds. An entry whose count drops to zero stays findable until the table needs its
- * slot for another Fid.
+ * A hit costs no native call and writes no memory another thread writes: the table's
+ * index is shared memory that this object probes itself (a seqlock tells it when a
+ * writer was changing it), and each holder counts its references in a shard of its own.
+ * Inserts and recycling are native, under the writers' lock; the invariant that keeps a
+ * held entry from being recycled is stated in native/core/ref_table.h. An entry whose
+ * count drops to zero stays findable until the table needs its slot for another Fid.
  *
  * Each thread has its own RefTable object for the same table: construct on one thread,
- * pass `descriptor` to the others, and `RefTable.attach` it there.
+ * pass `descriptor` to the others, and `RefTable.attach` it there. Each object is one
+ * holder: what it holds when its thread exits (or it detaches) is released.
  */
 export class RefTable {
   /** The largest capacity a table may have. */
@@ -56,6 +89,14 @@ export class RefTable {
 
   readonly #id: number;
   readonly #local: number;
+  readonly #mask: number;
+  readonly #capacity: number;
+  readonly #entries: number;
+  /** The index, as int32 (seq, chains) and as uint32 (names) words. */
+  #index: Int32Array;
+  #names: Uint32Array;
+  /** This holder's counts: written only by this thread. */
+  #counts: Int32Array;
   #closed = false;
 
   // Set only while attach() runs the constructor for an existing table.
@@ -75,7 +116,14 @@ export class RefTable {
       );
       this.#id = binding.create(capacity);
     }
-    this.#local = binding.attach(this.#id);
+    const a = binding.attach(this.#id);
+    this.#local = a.local;
+    this.#mask = a.mask;
+    this.#capacity = a.capacity;
+    this.#entries = BUCKETS + a.mask + 1;
+    this.#index = new Int32Array(a.index);
+    this.#names = new Uint32Array(a.index);
+    this.#counts = new Int32Array(a.counts);
   }
 
   /** Joins, on this thread, a table created on another. */
@@ -98,19 +146,20 @@ export class RefTable {
 
   /** Finds the entry for fid and adds a reference: its slot, or -1 if none. */
   findHold(fid: Fid): number {
+    if (!(fid instanceof Fid)) throw invalidArgType('fid', 'an instance of Fid', fid);
+    const slot = this.#probeHold(fid.cell, fid.volume, fid.vnode, fid.unique, fid.hash);
+    if (slot !== ASK_NATIVE) return slot;
     this.#loadFid(fid, 'RefTable.findHold');
-    const slot = binding.findHold();
-    return slot === NOT_FOUND ? -1 : slot;
+    return this.#found(binding.findHold(), 'RefTable.findHold');
   }
 
   /**
    * findHold as the cache manager did it before 2008: lookup and count change under the
-   * table's exclusive lock. Kept only as the benchmark's baseline (row B2); use findHold.
+   * table's writers' lock. Kept only as the benchmark's baseline (row B2); use findHold.
    */
   findHoldExclusive(fid: Fid): number {
     this.#loadFid(fid, 'RefTable.findHoldExclusive');
-    const slot = binding.findHoldExclusive();
-    return slot === NOT_FOUND ? -1 : slot;
+    return this.#found(binding.findHoldExclusive(), 'RefTable.findHoldExclusive');
   }
 
   /**
@@ -119,10 +168,14 @@ export class RefTable {
    * recycled from another Fid), before any other thread can find it through this call.
    */
   getHold(fid: Fid, onCreate?: (slot: number) => void): number {
+    if (!(fid instanceof Fid)) throw invalidArgType('fid', 'an instance of Fid', fid);
+    const slot = this.#probeHold(fid.cell, fid.volume, fid.vnode, fid.unique, fid.hash);
+    if (slot >= 0) {
+      scratch[ScratchWord.Created] = 0;
+      return slot;
+    }
     this.#loadFid(fid, 'RefTable.getHold');
-    const slot = binding.getHold();
-    if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(slot);
-    return slot;
+    return this.#created(binding.getHold(), onCreate);
   }
 
   /**
@@ -131,17 +184,23 @@ export class RefTable {
    * words are trusted to be uint32 (this is the hot path of layers built on RefTable).
    */
   findHoldKey(k0: number, k1: number, k2: number, k3: number): number {
-    this.#loadKey(k0, k1, k2, k3, 'RefTable.findHoldKey');
-    const slot = binding.findHold();
-    return slot === NOT_FOUND ? -1 : slot;
+    const hash = fidHash(k0, k1, k2, k3);
+    const slot = this.#probeHold(k0, k1, k2, k3, hash);
+    if (slot !== ASK_NATIVE) return slot;
+    this.#loadKey(k0, k1, k2, k3, hash, 'RefTable.findHoldKey');
+    return this.#found(binding.findHold(), 'RefTable.findHoldKey');
   }
 
   /** getHold for a key that is not a Fid; see findHoldKey. */
   getHoldKey(k0: number, k1: number, k2: number, k3: number, onCreate?: (slot: number) => void): number {
-    this.#loadKey(k0, k1, k2, k3, 'RefTable.getHoldKey');
-    const slot = binding.getHold();
-    if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(slot);
-    return slot;
+    const hash = fidHash(k0, k1, k2, k3);
+    const slot = this.#probeHold(k0, k1, k2, k3, hash);
+    if (slot >= 0) {
+      scratch[ScratchWord.Created] = 0;
+      return slot;
+    }
+    this.#loadKey(k0, k1, k2, k3, hash, 'RefTable.getHoldKey');
+    return this.#created(binding.getHold(), onCreate);
   }
 
   /**
@@ -152,7 +211,7 @@ export class RefTable {
    */
   removeIfIdleKey(slot: number, k0: number, k1: number, k2: number, k3: number): boolean {
     if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
-    this.#loadKey(k0, k1, k2, k3, 'RefTable.removeIfIdleKey');
+    this.#loadKey(k0, k1, k2, k3, fidHash(k0, k1, k2, k3), 'RefTable.removeIfIdleKey');
     return binding.removeIfIdle(slot);
   }
 
@@ -164,46 +223,52 @@ export class RefTable {
     return scratch[ScratchWord.Created] === 1;
   }
 
-  /** Adds a reference to an entry the caller already holds. */
+  /** Adds a reference to an entry that is held (by this holder or another). */
   hold(slot: number): void {
-    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
-    this.#select('RefTable.hold');
-    binding.hold(slot);
+    const counts = this.#counts;
+    const mine = counts[slot];
+    // Our own count > 0 keeps the entry, so raising it needs nobody else.
+    if (mine !== undefined && mine > 0 && (slot | 0) === slot) {
+      counts[slot] = mine + 1;
+      return;
+    }
+    this.#bySlot(slot, 'RefTable.hold', binding.hold);
   }
 
   /**
-   * Drops one of this thread's references. Each thread releases only what it took (or
+   * Drops one of this holder's references. Each holder releases only what it took (or
    * what was disowned, with releaseDisowned): what a thread still holds when it exits is
    * released for it.
    */
   release(slot: number): void {
-    // The binding checks only the type on this hot path; the range is checked here.
-    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
-    this.#select('RefTable.release');
-    binding.release(slot);
+    const counts = this.#counts;
+    const mine = counts[slot];
+    if (mine !== undefined && mine > 0 && (slot | 0) === slot && this.#index[CLOSED] === 0) {
+      // A release: what we did with the entry happens before a recycler sees zero.
+      if (LIGHT) counts[slot] = mine - 1;
+      else Atomics.store(counts, slot, mine - 1);
+      return;
+    }
+    this.#bySlot(slot, 'RefTable.release', binding.release);
   }
 
   /**
-   * Hands one of this thread's references to shared state. The count is unchanged, but
+   * Hands one of this holder's references to shared state. The count is unchanged, but
    * the reference no longer belongs to this thread: when the thread exits (or is
    * terminated) it is not released, and any thread may drop it with releaseDisowned.
    * For references that outlive the operation that took them, such as a cache's dirty
    * buffers.
    */
   disown(slot: number): void {
-    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
-    this.#select('RefTable.disown');
-    binding.disown(slot);
+    this.#bySlot(slot, 'RefTable.disown', binding.disown);
   }
 
   /** Drops a reference that was disowned, from any thread. */
   releaseDisowned(slot: number): void {
-    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
-    this.#select('RefTable.releaseDisowned');
-    binding.releaseDisowned(slot);
+    this.#bySlot(slot, 'RefTable.releaseDisowned', binding.releaseDisowned);
   }
 
-  /** findHold for many Fids under one lock acquisition. out[i] is a slot or -1. */
+  /** findHold for many Fids at once. out[i] is a slot or -1. */
   findHoldMany(fids: readonly Fid[], out: Int32Array = new Int32Array(fids.length)): Int32Array {
     if (!Array.isArray(fids)) throw invalidArgType('fids', 'an array of Fid', fids);
     if (!(out instanceof Int32Array) || out.length !== fids.length) {
@@ -231,6 +296,7 @@ export class RefTable {
     binding.releaseMany(batch);
   }
 
+  /** The count of one entry: every holder's references and the disowned ones. */
   refCount(slot: number): number {
     this.#select('RefTable.refCount');
     return binding.refCount(slot);
@@ -253,22 +319,92 @@ export class RefTable {
     return binding.stats();
   }
 
-  /** Forgets the table on this thread only; other threads keep using it. */
+  /** Forgets the table on this thread only (and this holder's references); other threads keep using it. */
   detach(): void {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#leave();
     binding.detach(this.#local, false);
   }
 
   /** Closes the table for every thread; its memory goes when the last thread detaches. */
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#leave();
     binding.detach(this.#local, true);
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * The reader's side of the invariant in native/core/ref_table.h: a stable seq before
+   * the probe, our count raised, and the same seq after it. Returns the slot held, -1
+   * for no entry, or ASK_NATIVE when a writer kept the index busy or the table closed.
+   */
+  #probeHold(c: number, v: number, n: number, u: number, h: number): number {
+    const index = this.#index;
+    const names = this.#names;
+    const capacity = this.#capacity;
+    for (let attempt = 0; attempt < PROBE_ATTEMPTS; attempt++) {
+      const s0 = LIGHT ? index[SEQ]! : Atomics.load(index, SEQ);
+      if ((s0 & 1) !== 0 || index[CLOSED] !== 0) return ASK_NATIVE;
+      let found = -1;
+      let e = 0;
+      // Bounded, so that a chain torn by a writer cannot loop; a torn read is caught
+      // by the seq check below.
+      let slot = index[BUCKETS + (h & this.#mask)]!;
+      for (let steps = capacity; slot >= 0 && slot < capacity && steps > 0; steps--) {
+        e = this.#entries + slot * ENTRY;
+        if (names[e + HASH] === h && names[e + VNODE] === n && names[e + UNIQUE] === u &&
+            names[e + VOLUME] === v && names[e + CELL] === c) {
+          found = slot;
+          break;
+        }
+        slot = index[e + NEXT]!;
+      }
+      if (found >= 0) {
+        const counts = this.#counts;
+        const mine = counts[found]!;
+        if (LIGHT) counts[found] = mine + 1;
+        else Atomics.store(counts, found, mine + 1);
+        if ((LIGHT ? index[SEQ] : Atomics.load(index, SEQ)) === s0) {
+          if (index[e + REFERENCED] === 0) index[e + REFERENCED] = 1;
+          return found;
+        }
+        counts[found] = mine;  // only this thread writes its counts
+      } else if ((LIGHT ? index[SEQ] : Atomics.load(index, SEQ)) === s0) {
+        return -1;
+      }
+    }
+    return ASK_NATIVE;
+  }
+
+  #found(result: number, what: string): number {
+    if (result >= 0) return result;
+    if (result === NOT_FOUND) return -1;
+    throw statusError(result, what);
+  }
+
+  #created(result: number, onCreate: ((slot: number) => void) | undefined): number {
+    if (result < 0) throw statusError(result, 'RefTable.getHold');
+    if (onCreate !== undefined && scratch[ScratchWord.Created] === 1) onCreate(result);
+    return result;
+  }
+
+  /** The native form of a call by slot, which also says precisely what is wrong. */
+  #bySlot(slot: number, what: string, call: (slot: number) => number): void {
+    if (slot >>> 0 !== slot) checkUint32(slot, 'slot');
+    this.#select(what);
+    const status = call(slot);
+    if (status !== 0) throw statusError(status, what);
+  }
+
+  #leave(): void {
+    this.#closed = true;
+    this.#index = CLOSED_INDEX;
+    this.#names = new Uint32Array(CLOSED_INDEX.buffer);
+    this.#counts = NO_COUNTS;
   }
 
   #select(what: string): void {
@@ -286,12 +422,12 @@ export class RefTable {
     scratch[ScratchWord.Hash] = fid.hash;
   }
 
-  #loadKey(k0: number, k1: number, k2: number, k3: number, what: string): void {
+  #loadKey(k0: number, k1: number, k2: number, k3: number, hash: number, what: string): void {
     this.#select(what);
     scratch[ScratchWord.Cell] = k0;
     scratch[ScratchWord.Volume] = k1;
     scratch[ScratchWord.Vnode] = k2;
     scratch[ScratchWord.Unique] = k3;
-    scratch[ScratchWord.Hash] = fidHash(k0, k1, k2, k3);
+    scratch[ScratchWord.Hash] = hash;
   }
 }

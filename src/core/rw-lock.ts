@@ -1,5 +1,6 @@
 import { invalidArgType, rangeError } from './errors.js';
 import { addon } from './native.js';
+import { statusError } from './status-error.js';
 import { checkObject, checkUint32 } from './validate.js';
 
 const binding = addon.rwLock;
@@ -87,14 +88,14 @@ export class RwLock {
 
   tryRead(): boolean {
     this.#expect('none', 'RwLock.tryRead');
-    if (!binding.tryRead(this.#words, this.#index)) return false;
+    if (!took(binding.tryRead(this.#words, this.#index), 'RwLock.tryRead')) return false;
     this.#mode = 'read';
     return true;
   }
 
   tryWrite(): boolean {
     this.#expect('none', 'RwLock.tryWrite');
-    if (!binding.tryWrite(this.#words, this.#index)) return false;
+    if (!took(binding.tryWrite(this.#words, this.#index), 'RwLock.tryWrite')) return false;
     this.#mode = 'write';
     return true;
   }
@@ -141,7 +142,7 @@ export class RwLock {
    */
   tryUpgrade(): boolean {
     this.#expect('read', 'RwLock.tryUpgrade');
-    if (!binding.tryUpgrade(this.#words, this.#index)) return false;
+    if (!took(binding.tryUpgrade(this.#words, this.#index), 'RwLock.tryUpgrade')) return false;
     this.#mode = 'write';
     return true;
   }
@@ -153,11 +154,11 @@ export class RwLock {
    */
   upgrade(): boolean {
     this.#expect('read', 'RwLock.upgrade');
-    if (binding.tryUpgrade(this.#words, this.#index)) {
+    if (took(binding.tryUpgrade(this.#words, this.#index), 'RwLock.upgrade')) {
       this.#mode = 'write';
       return false;
     }
-    this.#wake(binding.releaseReadForUpgrade(this.#words, this.#index));
+    this.#wake(binding.releaseReadForUpgrade(this.#words, this.#index), 'RwLock.upgrade');
     this.#mode = 'none';
     this.#waitFor(true);
     this.#mode = 'write';
@@ -167,7 +168,7 @@ export class RwLock {
   /** write -> read atomically: no writer gets in between; waiting readers are woken. */
   downgrade(): void {
     this.#expect('write', 'RwLock.downgrade');
-    this.#wake(binding.downgrade(this.#words, this.#index));
+    this.#wake(binding.downgrade(this.#words, this.#index), 'RwLock.downgrade');
     this.#mode = 'read';
   }
 
@@ -179,7 +180,7 @@ export class RwLock {
       ? binding.releaseRead(this.#words, this.#index)
       : binding.releaseWrite(this.#words, this.#index);
     this.#mode = 'none';
-    this.#wake(wake);
+    this.#wake(wake, 'RwLock.release');
   }
 
   #expect(mode: RwLockMode, what: string): void {
@@ -196,7 +197,8 @@ export class RwLock {
   #waitFor(forWrite: boolean): void {
     const words = this.#words;
     const index = this.#index;
-    while (!(forWrite ? binding.tryWrite(words, index) : binding.tryRead(words, index))) {
+    const what = forWrite ? 'RwLock.write' : 'RwLock.read';
+    while (!took(forWrite ? binding.tryWrite(words, index) : binding.tryRead(words, index), what)) {
       const value = binding.prepareWait(words, index, forWrite);
       if (value !== 0) Atomics.wait(words, index, value, WAIT_SLICE_MS);
     }
@@ -205,7 +207,8 @@ export class RwLock {
   async #waitForAsync(forWrite: boolean): Promise<void> {
     const words = this.#words;
     const index = this.#index;
-    while (!(forWrite ? binding.tryWrite(words, index) : binding.tryRead(words, index))) {
+    const what = forWrite ? 'RwLock.writeAsync' : 'RwLock.readAsync';
+    while (!took(forWrite ? binding.tryWrite(words, index) : binding.tryRead(words, index), what)) {
       const value = binding.prepareWait(words, index, forWrite);
       if (value === 0) continue;
       const result = Atomics.waitAsync(words, index, value, WAIT_SLICE_MS);
@@ -213,9 +216,17 @@ export class RwLock {
     }
   }
 
-  #wake(wake: number): void {
+  #wake(wake: number, what: string): void {
+    if (wake < 0) throw statusError(wake, what);
     if (wake !== 0) Atomics.notify(this.#words, this.#index);
   }
+}
+
+/** A try-call's answer: taken (1) or not (0); anything else is a Status to throw. */
+function took(result: number, what: string): boolean {
+  if (result === 1) return true;
+  if (result === 0) return false;
+  throw statusError(result, what);
 }
 
 function lockNotHeld(what: string, mode: RwLockMode): RangeError {
