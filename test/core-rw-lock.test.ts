@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import path from 'node:path';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 
 import { RwLock } from '../src/index.js';
 import { addon } from '../src/core/native.js';
@@ -118,4 +121,71 @@ test('the lock word reads as the addon says: the bit constants are defined once,
   assert.ok(!b.tryWrite());
   a.release();
   assert.equal(word() & ~bits.waiters, 0);
+});
+
+test('optimistic reads: a stamp while no writer holds the lock, invalid once a writer came in', () => {
+  const a = new RwLock();
+  const b = RwLock.attach(a.descriptor);
+  const s = a.optimisticRead();
+  assert.ok(s >= 0 && s % 2 === 0);
+  assert.ok(a.validate(s));
+  b.read();
+  assert.ok(a.validate(s), 'readers change nothing');
+  b.release();
+  b.write();
+  assert.equal(a.optimisticRead(), -1, 'no stamp while a writer holds it');
+  assert.ok(!a.validate(s));
+  b.downgrade();
+  const s2 = a.optimisticRead();
+  assert.ok(s2 >= 0 && s2 !== s && !a.validate(s));
+  assert.ok(b.tryUpgrade());
+  assert.ok(!a.validate(s2), 'an upgrade is a writer too');
+  b.release();
+  assert.ok(a.validate(a.optimisticRead()));
+  assert.ok(!a.validate(-1));
+  const words = new Int32Array(new SharedArrayBuffer(16));
+  assert.throws(() => new RwLock(words, 0).optimisticRead(), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => new RwLock(words, 0, 0), { name: 'RangeError', message: /"seqIndex"/ });
+  assert.throws(() => new RwLock(words, 0, 4), { name: 'RangeError', message: /"seqIndex"/ });
+  const c = new RwLock(words, 0, 1);
+  assert.equal(RwLock.attach(c.descriptor).descriptor.seqIndex, 1, 'the descriptor carries it');
+});
+
+test('an optimistic read that validates saw no torn write, against a writer on another thread', async () => {
+  const lock = new RwLock();
+  const pair = new Int32Array(new SharedArrayBuffer(8));
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const writer = new Worker(`
+    const { RwLock } = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'index.js'))});
+    const { workerData: d, parentPort } = require('node:worker_threads');
+    const lock = RwLock.attach(d.lock);
+    let n = 0;
+    for (; Atomics.load(d.stop, 0) === 0; n++) {
+      lock.write();
+      d.pair[0] = n;
+      for (let k = 0; k < 20; k++) d.pair[1] = (d.pair[1] + 1) | 0;
+      d.pair[1] = n;
+      lock.release();
+    }
+    parentPort.postMessage(n);`, { eval: true, workerData: { lock: lock.descriptor, pair, stop } });
+  let validated = 0;
+  let refused = 0;
+  let torn = 0;
+  const until = Date.now() + 300;
+  while (Date.now() < until) {
+    const stamp = lock.optimisticRead();
+    if (stamp < 0) continue;
+    const first = pair[0];
+    const second = pair[1];
+    if (!lock.validate(stamp)) {
+      refused++;
+      continue;
+    }
+    if (first !== second) torn++;
+    validated++;
+  }
+  Atomics.store(stop, 0, 1);
+  const [writes] = (await once(writer, 'message')) as [number];
+  assert.equal(torn, 0, 'a validated read is of one write');
+  assert.ok(writes > 0 && validated > 0, `${writes} writes, ${validated} validated reads, ${refused} refused`);
 });

@@ -498,7 +498,7 @@ export class CacheManager {
       gen: Atomics.load(I, i + VnodeI32.Generation),
       f: slot * VNODE_F64,
       i,
-      lock: new RwLock(I, i + VnodeI32.Lock),
+      lock: new RwLock(I, i + VnodeI32.Lock, i + VnodeI32.WriteSeq),
     };
   }
 
@@ -749,7 +749,7 @@ export class CacheManager {
       const result = await this.#rpc(fetch, !prefetched);
       this.#v.count('fetchBytes', result.data.length);
       // A holder of its own: the runs of one prefetch window fill concurrently.
-      const lock = new RwLock(this.#v.vnodeI32, v.i + VnodeI32.Lock);
+      const lock = new RwLock(this.#v.vnodeI32, v.i + VnodeI32.Lock, v.i + VnodeI32.WriteSeq);
       await lock.writeAsync();
       try {
         this.#applyServerVersion(v, result.dataVersion, result.length);
@@ -821,8 +821,9 @@ export class CacheManager {
   }
 
   /**
-   * The hit path, without a single await: the file's status is current, its read lock is
-   * free now, and every block asked for is valid. Anything else returns undefined, having
+   * The hit path, without a single await or a shared write: the file's status is
+   * current, no writer holds its lock, and every block asked for is valid. (On a miss
+   * after copying, `into` may hold bytes the slow path then overwrites.) Anything else returns undefined, having
    * changed nothing, and the caller takes the slow path.
    */
   #readCached(fid: Fid, offset: number, length: number, into: Uint8Array | undefined, caller: Caller | undefined): Uint8Array | undefined {
@@ -835,27 +836,26 @@ export class CacheManager {
       const f = slot * VNODE_F64;
       let lock = this.#syncLocks.get(slot);
       if (lock === undefined) {
-        lock = new RwLock(I, i + VnodeI32.Lock);
+        lock = new RwLock(I, i + VnodeI32.Lock, i + VnodeI32.WriteSeq);
         this.#syncLocks.set(slot, lock);
       }
-      if (!lock.tryRead()) return undefined;
+      // An optimistic read: no shared write, so readers on every thread run in parallel;
+      // a writer that came in meanwhile (a fill, a write, a truncate) fails the check
+      // below, and the slow path, under the lock, reads again.
+      const stamp = lock.optimisticRead();
+      if (stamp < 0) return undefined;
       const v: Vnode = { fid, slot, gen: Atomics.load(I, i + VnodeI32.Generation), f, i, lock };
-      let end: number;
-      let out: Uint8Array;
-      try {
-        if (caller !== undefined && !this.#cachedRightsAllow(v, caller, Rights.Read)) return undefined;
-        end = Math.max(offset, Math.min(offset + length, F[f + VnodeF64.Length]!));
-        out = into ?? new Uint8Array(end - offset);
-        let blocks = 0;
-        for (let pos = offset; pos < end; blocks++) {
-          const n = this.#copyIfValid(v, pos, end, out, offset);
-          if (n === 0) return undefined;
-          pos += n;
-        }
-        this.#v.count('hits', blocks);
-      } finally {
-        lock.release();
+      if (caller !== undefined && !this.#cachedRightsAllow(v, caller, Rights.Read)) return undefined;
+      const end = Math.max(offset, Math.min(offset + length, F[f + VnodeF64.Length]!));
+      const out = into ?? new Uint8Array(end - offset);
+      let blocks = 0;
+      for (let pos = offset; pos < end; blocks++) {
+        const n = this.#copyIfValid(v, pos, end, out, offset);
+        if (n === 0) return undefined;
+        pos += n;
       }
+      if (!lock.validate(stamp)) return undefined;
+      this.#v.count('hits', blocks);
       if (this.#prefetch) this.#startReadahead(fid, slot, v.gen, offset, end - offset);
       return out.subarray(0, end - offset);
     } finally {
@@ -881,7 +881,7 @@ export class CacheManager {
     return -1;
   }
 
-  /** Under the read lock: copies from one block if it is cached and valid; 0 if not. */
+  /** Under the read lock or an optimistic read: copies from one block if it is cached and valid; 0 if not. */
   #copyIfValid(v: Vnode, pos: number, end: number, out: Uint8Array, outBase: number): number {
     const bs = this.#blockSize;
     const block = Math.floor(pos / bs);

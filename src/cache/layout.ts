@@ -34,6 +34,8 @@
  * | 96-103  | f64[12] | inFlightTruncPos: the truncPos of the store batch in flight     |
  * |         |         | until the server has applied it, or Infinity; truncPos then     |
  * |         |         | holds only truncations made since the batch was taken           |
+ * | 104-107 | i32[26] | writeSeq: the lock's write sequence, odd while a writer holds   |
+ * |         |         | it (RwLock seqIndex); the read hit path's optimistic check     |
  *
  * Buffer header: 32 bytes (Int32 view index = slot * 8)
  *
@@ -79,6 +81,8 @@ export const enum VnodeI32 {
   Cached = 21,
   StoreOwner = 22,
   DirtyCount = 23,
+  /** The vnode lock's write sequence: lets the read hit path check without writing. */
+  WriteSeq = 26,
 }
 
 export const VNODE_DIRTY_HELD = 1;

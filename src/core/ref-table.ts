@@ -19,11 +19,13 @@ const HASH = L.hash;
 const NEXT = L.next;
 const REFERENCED = L.referenced;
 /**
- * Whether this thread's count changes may be plain stores and its seq checks plain loads
- * (about 20 ns a hit cheaper than Atomics in Node 20). Sound where the recycler has an
- * asymmetric fence (native/core/asymmetric_fence.h gives it the store-load order) and the
- * hardware keeps the other orders by itself: x86-64 never moves a load after a later store
- * nor loads past each other. V8 keeps typed-array accesses in program order.
+ * Whether this object probes and counts by itself, with plain stores and loads: Atomics
+ * would cost ~6-10 ns each in Node 20 (builtin calls), more than the rest of a hit. Sound
+ * where the recycler has an asymmetric fence (native/core/asymmetric_fence.h gives the
+ * store-load order a reader needs) and the hardware keeps the other orders by itself:
+ * x86-64 never moves a load after a later store, nor loads past each other, and V8 keeps
+ * typed-array accesses in program order. Elsewhere every lookup and release is a native
+ * call, with full fences: correct, and slower.
  */
 const LIGHT = L.lightReaders && process.arch === 'x64';
 /** #probe's answer when it cannot tell (a writer is busy, or the table is closed). */
@@ -92,9 +94,8 @@ export class RefTable {
   readonly #mask: number;
   readonly #capacity: number;
   readonly #entries: number;
-  /** The index, as int32 (seq, chains) and as uint32 (names) words. */
+  /** The index: seq, chains, and names as int32 words (compared as `x | 0`). */
   #index: Int32Array;
-  #names: Uint32Array;
   /** This holder's counts: written only by this thread. */
   #counts: Int32Array;
   #closed = false;
@@ -122,7 +123,6 @@ export class RefTable {
     this.#capacity = a.capacity;
     this.#entries = BUCKETS + a.mask + 1;
     this.#index = new Int32Array(a.index);
-    this.#names = new Uint32Array(a.index);
     this.#counts = new Int32Array(a.counts);
   }
 
@@ -228,7 +228,7 @@ export class RefTable {
     const counts = this.#counts;
     const mine = counts[slot];
     // Our own count > 0 keeps the entry, so raising it needs nobody else.
-    if (mine !== undefined && mine > 0 && (slot | 0) === slot) {
+    if (LIGHT && mine !== undefined && mine > 0 && (slot | 0) === slot) {
       counts[slot] = mine + 1;
       return;
     }
@@ -243,10 +243,10 @@ export class RefTable {
   release(slot: number): void {
     const counts = this.#counts;
     const mine = counts[slot];
-    if (mine !== undefined && mine > 0 && (slot | 0) === slot && this.#index[CLOSED] === 0) {
-      // A release: what we did with the entry happens before a recycler sees zero.
-      if (LIGHT) counts[slot] = mine - 1;
-      else Atomics.store(counts, slot, mine - 1);
+    if (LIGHT && mine !== undefined && mine > 0 && (slot | 0) === slot && this.#index[CLOSED] === 0) {
+      // A release (see LIGHT): what we did with the entry happens before a recycler
+      // sees zero.
+      counts[slot] = mine - 1;
       return;
     }
     this.#bySlot(slot, 'RefTable.release', binding.release);
@@ -343,11 +343,11 @@ export class RefTable {
    * for no entry, or ASK_NATIVE when a writer kept the index busy or the table closed.
    */
   #probeHold(c: number, v: number, n: number, u: number, h: number): number {
+    if (!LIGHT) return ASK_NATIVE;
     const index = this.#index;
-    const names = this.#names;
     const capacity = this.#capacity;
     for (let attempt = 0; attempt < PROBE_ATTEMPTS; attempt++) {
-      const s0 = LIGHT ? index[SEQ]! : Atomics.load(index, SEQ);
+      const s0 = index[SEQ]!;
       if ((s0 & 1) !== 0 || index[CLOSED] !== 0) return ASK_NATIVE;
       let found = -1;
       let e = 0;
@@ -356,8 +356,8 @@ export class RefTable {
       let slot = index[BUCKETS + (h & this.#mask)]!;
       for (let steps = capacity; slot >= 0 && slot < capacity && steps > 0; steps--) {
         e = this.#entries + slot * ENTRY;
-        if (names[e + HASH] === h && names[e + VNODE] === n && names[e + UNIQUE] === u &&
-            names[e + VOLUME] === v && names[e + CELL] === c) {
+        if (index[e + HASH] === (h | 0) && index[e + VNODE] === (n | 0) && index[e + UNIQUE] === (u | 0) &&
+            index[e + VOLUME] === (v | 0) && index[e + CELL] === (c | 0)) {
           found = slot;
           break;
         }
@@ -366,14 +366,13 @@ export class RefTable {
       if (found >= 0) {
         const counts = this.#counts;
         const mine = counts[found]!;
-        if (LIGHT) counts[found] = mine + 1;
-        else Atomics.store(counts, found, mine + 1);
-        if ((LIGHT ? index[SEQ] : Atomics.load(index, SEQ)) === s0) {
+        counts[found] = mine + 1;
+        if (index[SEQ] === s0) {
           if (index[e + REFERENCED] === 0) index[e + REFERENCED] = 1;
           return found;
         }
-        counts[found] = mine;  // only this thread writes its counts
-      } else if ((LIGHT ? index[SEQ] : Atomics.load(index, SEQ)) === s0) {
+        counts[found] = mine;
+      } else if (index[SEQ] === s0) {
         return -1;
       }
     }
@@ -403,7 +402,6 @@ export class RefTable {
   #leave(): void {
     this.#closed = true;
     this.#index = CLOSED_INDEX;
-    this.#names = new Uint32Array(CLOSED_INDEX.buffer);
     this.#counts = NO_COUNTS;
   }
 

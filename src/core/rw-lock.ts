@@ -11,6 +11,8 @@ export interface RwLockDescriptor {
   /** Lock words, over a SharedArrayBuffer. */
   readonly words: Int32Array;
   readonly index: number;
+  /** The write sequence's word in `words`, for optimistic reads; absent without one. */
+  readonly seqIndex?: number;
 }
 
 export type RwLockMode = 'none' | 'read' | 'write';
@@ -43,18 +45,22 @@ const WAIT_SLICE_MS = 20;
 export class RwLock {
   readonly #words: Int32Array;
   readonly #index: number;
+  /** The write sequence (odd while a writer holds the lock), or -1 without one. */
+  readonly #seq: number;
   #mode: RwLockMode = 'none';
   #acquiring = false;
 
   /**
-   * With no arguments, a new lock with a word of its own. With `words` (an Int32Array
-   * over a SharedArrayBuffer) and `index`, a holder of the lock whose word is
-   * `words[index]`; a zeroed word is a free lock.
+   * With no arguments, a new lock with a word of its own (and a write sequence). With
+   * `words` (an Int32Array over a SharedArrayBuffer) and `index`, a holder of the lock
+   * whose word is `words[index]`; a zeroed word is a free lock. `seqIndex` names a second
+   * word that every holder of the lock keeps as its write sequence, for optimisticRead.
    */
-  constructor(words?: Int32Array, index = 0) {
+  constructor(words?: Int32Array, index = 0, seqIndex?: number) {
     if (words === undefined) {
       this.#words = new Int32Array(new SharedArrayBuffer(OWN_BUFFER_BYTES));
       this.#index = 0;
+      this.#seq = 1;
       return;
     }
     if (!(words instanceof Int32Array) || !(words.buffer instanceof SharedArrayBuffer)) {
@@ -66,6 +72,15 @@ export class RwLock {
     }
     this.#words = words;
     this.#index = index;
+    if (seqIndex === undefined) {
+      this.#seq = -1;
+      return;
+    }
+    checkUint32(seqIndex, 'seqIndex');
+    if (seqIndex >= words.length || seqIndex === index) {
+      throw rangeError('ERR_OUT_OF_RANGE', `The value of "seqIndex" is out of range. It must be < ${words.length} and not "index". Received ${seqIndex}`);
+    }
+    this.#seq = seqIndex;
   }
 
   /** Another holder of the lock a descriptor names, usually on another thread. */
@@ -74,11 +89,30 @@ export class RwLock {
     if (descriptor.kind !== 'cmkit.RwLock') {
       throw invalidArgType('descriptor', 'an RwLock descriptor', descriptor);
     }
-    return new RwLock(descriptor.words, descriptor.index);
+    return new RwLock(descriptor.words, descriptor.index, descriptor.seqIndex);
   }
 
   get descriptor(): RwLockDescriptor {
-    return { kind: 'cmkit.RwLock', words: this.#words, index: this.#index };
+    const d = { kind: 'cmkit.RwLock', words: this.#words, index: this.#index } as const;
+    return this.#seq < 0 ? d : { ...d, seqIndex: this.#seq };
+  }
+
+  /**
+   * An optimistic read, as in Java's StampedLock: a stamp to pass to `validate` after
+   * reading without the lock, or -1 while a writer holds it. It writes nothing, so
+   * readers on many threads never contend; what they read may be torn by a writer, and
+   * is to be used only if `validate` says no writer came in between. Only for locks made
+   * with a seqIndex (and locks with a buffer of their own).
+   */
+  optimisticRead(): number {
+    if (this.#seq < 0) throw rangeError('ERR_OUT_OF_RANGE', 'RwLock.optimisticRead: this lock has no write sequence (seqIndex)');
+    const s = Atomics.load(this.#words, this.#seq);
+    return (s & 1) === 0 ? s : -1;
+  }
+
+  /** Whether no writer held the lock since `optimisticRead` returned `stamp`. */
+  validate(stamp: number): boolean {
+    return stamp >= 0 && Atomics.load(this.#words, this.#seq) === stamp;
   }
 
   /** The mode this holder has the lock in. */
@@ -96,7 +130,7 @@ export class RwLock {
   tryWrite(): boolean {
     this.#expect('none', 'RwLock.tryWrite');
     if (!took(binding.tryWrite(this.#words, this.#index), 'RwLock.tryWrite')) return false;
-    this.#mode = 'write';
+    this.#enterWrite();
     return true;
   }
 
@@ -111,7 +145,7 @@ export class RwLock {
   write(): void {
     this.#expect('none', 'RwLock.write');
     this.#waitFor(true);
-    this.#mode = 'write';
+    this.#enterWrite();
   }
 
   async readAsync(): Promise<void> {
@@ -133,7 +167,7 @@ export class RwLock {
     } finally {
       this.#acquiring = false;
     }
-    this.#mode = 'write';
+    this.#enterWrite();
   }
 
   /**
@@ -143,7 +177,7 @@ export class RwLock {
   tryUpgrade(): boolean {
     this.#expect('read', 'RwLock.tryUpgrade');
     if (!took(binding.tryUpgrade(this.#words, this.#index), 'RwLock.tryUpgrade')) return false;
-    this.#mode = 'write';
+    this.#enterWrite();
     return true;
   }
 
@@ -155,19 +189,20 @@ export class RwLock {
   upgrade(): boolean {
     this.#expect('read', 'RwLock.upgrade');
     if (took(binding.tryUpgrade(this.#words, this.#index), 'RwLock.upgrade')) {
-      this.#mode = 'write';
+      this.#enterWrite();
       return false;
     }
     this.#wake(binding.releaseReadForUpgrade(this.#words, this.#index), 'RwLock.upgrade');
     this.#mode = 'none';
     this.#waitFor(true);
-    this.#mode = 'write';
+    this.#enterWrite();
     return true;
   }
 
   /** write -> read atomically: no writer gets in between; waiting readers are woken. */
   downgrade(): void {
     this.#expect('write', 'RwLock.downgrade');
+    this.#leaveWrite();
     this.#wake(binding.downgrade(this.#words, this.#index), 'RwLock.downgrade');
     this.#mode = 'read';
   }
@@ -176,11 +211,24 @@ export class RwLock {
   release(): void {
     const mode = this.#mode;
     if (mode === 'none' || this.#acquiring) throw lockNotHeld('RwLock.release', 'none');
+    if (mode === 'write') this.#leaveWrite();
     const wake = mode === 'read'
       ? binding.releaseRead(this.#words, this.#index)
       : binding.releaseWrite(this.#words, this.#index);
     this.#mode = 'none';
     this.#wake(wake, 'RwLock.release');
+  }
+
+  // Only the write holder changes the sequence, so a load and a store do: odd from here
+  // until #leaveWrite. A writer that died holding the lock left it odd; the next one
+  // makes it even again.
+  #enterWrite(): void {
+    this.#mode = 'write';
+    if (this.#seq >= 0) Atomics.store(this.#words, this.#seq, Atomics.load(this.#words, this.#seq) | 1);
+  }
+
+  #leaveWrite(): void {
+    if (this.#seq >= 0) Atomics.store(this.#words, this.#seq, (Atomics.load(this.#words, this.#seq) | 1) + 1);
   }
 
   #expect(mode: RwLockMode, what: string): void {
