@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 
 import { CacheManager, MemoryFileServer } from '../src/index.js';
 import type { FetchResult, FileServer, Fid } from '../src/index.js';
@@ -97,4 +100,41 @@ test('a truncation made while a truncating store is in flight is not forgotten w
   } finally {
     await cm.close();
   }
+});
+
+test('a cached read racing a writer on another thread returns one write, never a mix', async () => {
+  const server = new MemoryFileServer();
+  const fid = fidOf(7);
+  // Large blocks: the longer each copy, the more a torn one would show.
+  const block = 64 * 1024;
+  server.createFile(fid, new Uint8Array(block));
+  const cm = CacheManager.create(server.connect(), { cacheSize: 16 * block, blockSize: block, prefetch: false });
+  await cm.read(fid, 0, block);
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const reader = new Worker(`
+    const { CacheManager, Fid } = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'index.js'))});
+    const { workerData: d, parentPort } = require('node:worker_threads');
+    (async () => {
+      const cm = CacheManager.attach(d.cache);
+      const fid = Fid.from(d.fid);
+      const into = new Uint8Array(d.block);
+      let reads = 0, torn = 0;
+      while (Atomics.load(d.stop, 0) === 0) {
+        await cm.readInto(fid, 0, into);
+        reads++;
+        if (into[d.block - 1] !== into[0] || into[d.block >> 1] !== into[0]) torn++;
+      }
+      parentPort.postMessage({ reads, torn });
+    })();`, { eval: true, workerData: { cache: cm.descriptor, fid: fid.toJSON(), block, stop } });
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    for (let k = 1; k <= 3000; k++) await cm.write(fid, 0, new Uint8Array(block).fill(k & 0xff));
+  } finally {
+    Atomics.store(stop, 0, 1);
+  }
+  const [{ reads, torn }] = (await once(reader, 'message')) as [{ reads: number; torn: number }];
+  assert.ok(reads > 0);
+  assert.equal(torn, 0, `${torn} of ${reads} reads mixed two writes`);
+  assert.ok(cm.stats().hits > 0, 'the hit path ran');
+  await cm.close();
 });

@@ -260,7 +260,15 @@ export class RwLock {
       const value = binding.prepareWait(words, index, forWrite);
       if (value === 0) continue;
       const result = Atomics.waitAsync(words, index, value, WAIT_SLICE_MS);
-      if (result.async) await result.value;
+      if (!result.async) continue;
+      // A pending waitAsync does not keep the event loop alive: a thread whose only work
+      // is waiting for the lock would exit. A timer for the slice does.
+      const alive = setTimeout(() => {}, WAIT_SLICE_MS);
+      try {
+        await result.value;
+      } finally {
+        clearTimeout(alive);
+      }
     }
   }
 
