@@ -124,7 +124,7 @@ test('the lock word reads as the addon says: the bit constants are defined once,
 });
 
 test('optimistic reads: a stamp while no writer holds the lock, invalid once a writer came in', () => {
-  const a = new RwLock();
+  const a = new RwLock(new Int32Array(new SharedArrayBuffer(8)), 0, 1);
   const b = RwLock.attach(a.descriptor);
   const s = a.optimisticRead();
   assert.ok(s >= 0 && s % 2 === 0);
@@ -145,6 +145,7 @@ test('optimistic reads: a stamp while no writer holds the lock, invalid once a w
   assert.ok(!a.validate(-1));
   const words = new Int32Array(new SharedArrayBuffer(16));
   assert.throws(() => new RwLock(words, 0).optimisticRead(), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => new RwLock().optimisticRead(), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
   assert.throws(() => new RwLock(words, 0, 0), { name: 'RangeError', message: /"seqIndex"/ });
   assert.throws(() => new RwLock(words, 0, 4), { name: 'RangeError', message: /"seqIndex"/ });
   const c = new RwLock(words, 0, 1);
@@ -152,7 +153,7 @@ test('optimistic reads: a stamp while no writer holds the lock, invalid once a w
 });
 
 test('an optimistic read that validates saw no torn write, against a writer on another thread', async () => {
-  const lock = new RwLock();
+  const lock = new RwLock(new Int32Array(new SharedArrayBuffer(8)), 0, 1);
   const pair = new Int32Array(new SharedArrayBuffer(8));
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const writer = new Worker(`

@@ -51,7 +51,7 @@ export class RwLock {
   #acquiring = false;
 
   /**
-   * With no arguments, a new lock with a word of its own (and a write sequence). With
+   * With no arguments, a new lock with a word of its own. With
    * `words` (an Int32Array over a SharedArrayBuffer) and `index`, a holder of the lock
    * whose word is `words[index]`; a zeroed word is a free lock. `seqIndex` names a second
    * word that every holder of the lock keeps as its write sequence, for optimisticRead.
@@ -60,7 +60,7 @@ export class RwLock {
     if (words === undefined) {
       this.#words = new Int32Array(new SharedArrayBuffer(OWN_BUFFER_BYTES));
       this.#index = 0;
-      this.#seq = 1;
+      this.#seq = -1;
       return;
     }
     if (!(words instanceof Int32Array) || !(words.buffer instanceof SharedArrayBuffer)) {
@@ -102,7 +102,7 @@ export class RwLock {
    * reading without the lock, or -1 while a writer holds it. It writes nothing, so
    * readers on many threads never contend; what they read may be torn by a writer, and
    * is to be used only if `validate` says no writer came in between. Only for locks made
-   * with a seqIndex (and locks with a buffer of their own).
+   * with a seqIndex: the sequence costs every write transition two atomic operations.
    */
   optimisticRead(): number {
     if (this.#seq < 0) throw rangeError('ERR_OUT_OF_RANGE', 'RwLock.optimisticRead: this lock has no write sequence (seqIndex)');
