@@ -41,7 +41,7 @@ Attachment* scratchAttachment(AddonState* st) {
   uint32_t local = st->scratch[kTable];
   if (local >= st->tables.size()) return nullptr;
   Attachment& a = st->tables[local];
-  if (!a.shared || a.shared->closed.load(std::memory_order_relaxed)) return nullptr;
+  if (!a.shared || a.shared->closed()) return nullptr;
   return &a;
 }
 
@@ -124,7 +124,7 @@ Napi::Value attach(const Napi::CallbackInfo& info) {
     auto it = r.tables.find(*id);
     if (it != r.tables.end()) table = it->second;
   }
-  if (!table || table->closed.load()) {
+  if (!table || table->closed()) {
     throwTypeError(env, "ERR_CMKIT_CLOSED", "RefTable.attach: no open RefTable has id " + std::to_string(*id));
     return env.Undefined();
   }
@@ -159,9 +159,7 @@ Napi::Value detach(const Napi::CallbackInfo& info) {
   Attachment& a = st->tables[*local];
   a.shared->table.retireShard(a.shard);
   if (close) {
-    a.shared->closed.store(true);
-    // The JS probes of every thread look at this word and stop.
-    std::atomic_ref<int32_t>(a.shared->table.index()[reftable::kClosedFlag]).store(1, std::memory_order_seq_cst);
+    a.shared->close();
     Registry& r = registry();
     std::lock_guard<std::mutex> g(r.mutex);
     for (auto it = r.tables.begin(); it != r.tables.end(); ++it) {

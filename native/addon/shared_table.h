@@ -15,7 +15,13 @@ struct SharedTable {
       : table(capacity), index(table.index(), table.indexWords() * sizeof(int32_t)) {}
   RefTable table;
   SharedView index;  // the JS views of table.index(); each keeps this SharedTable alive
-  std::atomic<bool> closed{false};
+
+  // Closed for every thread: one word of the index, so the JS probes see it too.
+  bool closed() { return flag().load(std::memory_order_seq_cst) != 0; }
+  void close() { flag().store(1, std::memory_order_seq_cst); }
+
+ private:
+  std::atomic_ref<int32_t> flag() { return std::atomic_ref<int32_t>(table.index()[reftable::kClosedFlag]); }
 };
 
 // What a thread holds in a table lives in its shard, which the table owns: the thread's
