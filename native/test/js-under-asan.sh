@@ -27,6 +27,8 @@ export LD_PRELOAD=$runtime
 export ASAN_OPTIONS="detect_leaks=0 halt_on_error=1 abort_on_error=1 handle_segv=0 allow_user_segv_handler=1"
 export UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1"
 export CMKIT_ADDON=$PWD/$out/cmkit-asan.node
+# The debug lock checks of src/cache, as in test:js.
+export CMKIT_DEBUG_LOCKS=1
 # A smaller fsx run: the full one already ran against the release build.
 export CMKIT_FSX_OPS=${CMKIT_FSX_OPS:-10000}
 export CMKIT_MOUNT_FSX_OPS=${CMKIT_MOUNT_FSX_OPS:-10000}

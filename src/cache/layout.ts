@@ -4,55 +4,77 @@
  * RefTable, and one buffer header, version and data block per slot of the buffer
  * RefTable (buffer slot = block index in the data arena).
  *
+ * Who may write each field: W = under the vnode's write lock; R = under its lock in
+ * either mode; A = atomically, with no lock (an RMW or a lone store); C = by the thread
+ * that created the table entry, before it publishes the identity (nobody else uses the
+ * record until then). Readers read under the lock in either mode, or (the read hit path)
+ * optimistically, checked by writeSeq afterwards.
+ *
  * Vnode record: 128 bytes (Float64 view index = slot * 16, Int32 view index = slot * 32)
  *
- * | bytes   | view    | field                                                          |
- * |---------|---------|----------------------------------------------------------------|
- * | 0-7     | f64[0]  | dataVersion: the server's version we know; -1 before any status |
- * | 8-15    | f64[1]  | bufDataVersionLow: buffers older than this are invalid          |
- * | 16-23   | f64[2]  | length: the file's length as this client sees it                |
- * | 24-31   | f64[3]  | serverLength: the length at the last status or store            |
- * | 32-39   | f64[4]  | truncPos: lowest length truncated to since the last store, or   |
- * |         |         | Infinity                                                        |
- * | 40-43   | i32[10] | lock: RwLock word guarding the record and the file's buffers    |
- * | 44-47   | i32[11] | breakSeq: bumped by every callback break                        |
- * | 48-51   | i32[12] | statusSeq: breakSeq when the current status was fetched;        |
- * |         |         | status is current iff statusSeq == breakSeq (and dataVersion>=0) |
- * | 52-55   | i32[13] | dirtyHead: first dirty buffer slot, or -1                       |
- * | 56-59   | i32[14] | storesInFlight: our modifying RPCs not yet answered             |
- * | 60-63   | i32[15] | flags: DIRTY_HELD (the record holds a ref on itself until clean) |
- * |         |         | and STORE_QUEUED (a store-behind job is queued or running)      |
- * | 64-79   | i32[16..19] | identity: the Fid the record was initialized for; written   |
- * |         |         | last, so a thread that finds a new entry before it is ready     |
- * |         |         | sees a mismatch and waits                                       |
- * | 80-83   | i32[20] | generation: bumped whenever the slot names a new Fid; part of   |
- * |         |         | every buffer key, so buffers of an earlier Fid never match      |
- * | 84-87   | i32[21] | cached: buffers of this file that are valid now (reported as    |
- * |         |         | buffersKeptValid when our own store keeps them valid)           |
- * | 88-91   | i32[22] | storeOwner: token of the thread whose store batch is in flight  |
- * | 92-95   | i32[23] | dirtyCount: buffers on the dirty list                           |
- * | 96-103  | f64[12] | inFlightTruncPos: the truncPos of the store batch in flight     |
- * |         |         | until the server has applied it, or Infinity; truncPos then     |
- * |         |         | holds only truncations made since the batch was taken           |
- * | 104-107 | i32[26] | writeSeq: the lock's write sequence, odd while a writer holds   |
- * |         |         | it (RwLock seqIndex); the read hit path's optimistic check     |
+ * | bytes   | view    | who | field                                                    |
+ * |---------|---------|-----|----------------------------------------------------------|
+ * | 0-7     | f64[0]  | W   | dataVersion: the server's version we know; -1 before any  |
+ * |         |         |     | status                                                    |
+ * | 8-15    | f64[1]  | W   | bufDataVersionLow: buffers older than this are invalid    |
+ * | 16-23   | f64[2]  | W   | length: the file's length as this client sees it          |
+ * | 24-31   | f64[3]  | W   | serverLength: the length at the last status or store      |
+ * | 32-39   | f64[4]  | W   | truncPos: lowest length truncated to since the last store,|
+ * |         |         |     | or Infinity                                               |
+ * | 40-43   | i32[10] | -   | lock: RwLock word guarding the record and the file's      |
+ * |         |         |     | buffers                                                   |
+ * | 44-47   | i32[11] | A   | breakSeq: bumped by every callback break                  |
+ * | 48-51   | i32[12] | W   | statusSeq: breakSeq when the current status was fetched;  |
+ * |         |         |     | status is current iff statusSeq == breakSeq (and          |
+ * |         |         |     | dataVersion >= 0)                                         |
+ * | 52-55   | i32[13] | W   | dirtyHead: first dirty buffer slot, or -1                 |
+ * | 56-59   | i32[14] | W   | storesInFlight: our store RPCs not yet answered (waited   |
+ * |         |         |     | on unlocked)                                              |
+ * | 60-63   | i32[15] | W/A | flags: DIRTY_HELD (W: the record holds a ref on itself    |
+ * |         |         |     | until clean) and STORE_QUEUED (A: a store-behind job is   |
+ * |         |         |     | queued or running)                                        |
+ * | 64-79   | i32[16..19] | C | identity: the Fid the record was initialized for;       |
+ * |         |         |     | written last, so a thread that finds a new entry before   |
+ * |         |         |     | it is ready sees a mismatch and waits                     |
+ * | 80-83   | i32[20] | C   | generation: bumped whenever the slot names a new Fid;     |
+ * |         |         |     | part of every buffer key, so buffers of an earlier Fid    |
+ * |         |         |     | never match                                               |
+ * | 84-87   | i32[21] | R/A | cached: buffers of this file that are valid now (A: also  |
+ * |         |         |     | lowered by whoever recycles one of them)                  |
+ * | 88-91   | i32[22] | W   | storeOwner: token of the thread whose store batch is in   |
+ * |         |         |     | flight                                                    |
+ * | 92-95   | i32[23] | W   | dirtyCount: buffers on the dirty list                     |
+ * | 96-103  | f64[12] | W   | inFlightTruncPos: the truncPos of the store batch in      |
+ * |         |         |     | flight until the server has applied it, or Infinity;      |
+ * |         |         |     | truncPos then holds only truncations made since the batch |
+ * |         |         |     | was taken                                                 |
+ * | 104-107 | i32[26] | -   | writeSeq: the lock's write sequence, odd while a writer   |
+ * |         |         |     | holds it (RwLock seqIndex); the read hit path's           |
+ * |         |         |     | optimistic check                                          |
  *
- * Buffer header: 32 bytes (Int32 view index = slot * 8)
+ * Buffer header: 32 bytes (Int32 view index = slot * 8); the vnode named by the identity
+ * is the one whose lock guards it.
  *
- * | bytes | view   | field                                                        |
- * |-------|--------|--------------------------------------------------------------|
- * | 0-3   | i32[0] | state: VALID 1, DIRTY 2, BUSY 4 (being fetched), PREFETCHED 8, |
- * |       |        | STORING 16 (in a store batch not yet answered);               |
- * |       |        | while BUSY, bits 8-31 hold the claiming thread's token (mod   |
- * |       |        | 2^24), so one CAS claims, and a claim by a thread that died   |
- * |       |        | can be recognised and taken back                             |
- * | 4-19  | i32[1..4] | identity: vnode slot, vnode generation, block number low  |
- * |       |        | and high 32 bits; written last, as for vnodes                |
- * | 20-23 | i32[5] | dirtyNext: next dirty buffer of the same vnode, or -1        |
- * | 24-27 | i32[6] | dirtyPrev                                                    |
+ * | bytes | view      | who | field                                                 |
+ * |-------|-----------|-----|-------------------------------------------------------|
+ * | 0-3   | i32[0]    | *   | state: VALID 1, DIRTY 2, BUSY 4 (being fetched),      |
+ * |       |           |     | PREFETCHED 8, STORING 16 (in a store batch not yet    |
+ * |       |           |     | answered); while BUSY, bits 8-31 hold the claiming    |
+ * |       |           |     | thread's token (mod 2^24), so one CAS claims, and a   |
+ * |       |           |     | claim by a thread that died can be recognised and     |
+ * |       |           |     | taken back                                            |
+ * | 4-19  | i32[1..4] | C   | identity: vnode slot, vnode generation, block number  |
+ * |       |           |     | low and high 32 bits; written last, as for vnodes     |
+ * | 20-23 | i32[5]    | W   | dirtyNext: next dirty buffer of the same vnode, or -1 |
+ * | 24-27 | i32[6]    | W   | dirtyPrev                                             |
+ *
+ * * state: claimed Busy by CAS under R; filled, made dirty, stored and dropped under W; a
+ *   claim of a thread that died taken back by CAS (A); PREFETCHED cleared by CAS (A) by
+ *   the first read, even on the optimistic path.
  *
  * versions: Float64Array, one per buffer: the dataVersion its contents are correct for.
- * data: blockSize bytes per buffer.
+ * data: blockSize bytes per buffer. Both written under W, or under R by the thread whose
+ * Busy claim the buffer carries.
  * stats: per-thread rows of counters; see STAT_ROWS.
  */
 
@@ -214,4 +236,28 @@ export class CacheViews {
     });
     return out;
   }
+}
+
+/** Whether an identity (four words at `at`) names (a, b, c, d); read last word first. */
+export function identityIs(words: Int32Array, at: number, a: number, b: number, c: number, d: number): boolean {
+  return (
+    Atomics.load(words, at + 3) === (d | 0) &&
+    Atomics.load(words, at + 2) === (c | 0) &&
+    Atomics.load(words, at + 1) === (b | 0) &&
+    Atomics.load(words, at) === (a | 0)
+  );
+}
+
+/** Writes an identity word by word, the first word last: a reader checks it first-last. */
+export function storeIdentity(words: Int32Array, at: number, a: number, b: number, c: number, d: number): void {
+  Atomics.store(words, at, -1);
+  Atomics.store(words, at + 3, d | 0);
+  Atomics.store(words, at + 2, c | 0);
+  Atomics.store(words, at + 1, b | 0);
+  Atomics.store(words, at, a | 0);
+}
+
+/** The block number a buffer header at `h` names. */
+export function blockOf(headers: Int32Array, h: number): number {
+  return (headers[h + HeaderI32.Identity + 3]! >>> 0) * 2 ** 32 + (headers[h + HeaderI32.Identity + 2]! >>> 0);
 }

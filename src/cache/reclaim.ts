@@ -1,0 +1,75 @@
+/**
+ * Reclaiming a store batch that did not reach the server: the part of it a failed store
+ * RPC left, or the whole batch of a thread that exited before the server answered (a
+ * terminated worker). Nothing in such a batch is lost: it becomes dirty again and goes
+ * in the next store.
+ *
+ * Owns: the way back from Storing to Dirty, for buffers, the pending truncation and the
+ * vnode's dirty hold.
+ *
+ * Invariants:
+ * - Every function here runs under the write lock of the batch's vnode.
+ * - A buffer in a batch carries the batch's hold; coming back, that hold becomes its
+ *   dirty hold again, or is dropped if the buffer was written again meanwhile (it then
+ *   has a newer dirty hold) or truncated away.
+ * - Sending a returned truncation twice is harmless: everything written past it since
+ *   is dirty again too.
+ */
+
+import { forEachBufferOf, linkDirty } from './buffers.js';
+import { assertWriteLocked, type CacheContext, type Vnode } from './context.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_DIRTY_HELD, VnodeF64, VnodeI32 } from './layout.js';
+
+/** Under the write lock: the thread storing v's batch exited; the batch is dirty again. */
+export function reclaimBatchOfDeadThread(cache: CacheContext, v: Vnode): void {
+  assertWriteLocked(v, 'reclaimBatchOfDeadThread');
+  forEachBufferOf(cache, v, 0, Infinity, (slot, state) => {
+    if ((state & BufferState.Storing) !== 0) returnToDirty(cache, v, slot);
+  });
+  Atomics.store(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, 0);
+  returnTruncation(cache, v);
+  returnVnodeHold(cache, v);
+  cache.v.count('batchesReclaimed');
+}
+
+/**
+ * Under the write lock: a store failed with `rpcsLeft` of its RPCs unanswered; `slots`
+ * are the buffers those RPCs carried.
+ */
+export function returnUnstored(cache: CacheContext, v: Vnode, slots: readonly number[], rpcsLeft: number): void {
+  assertWriteLocked(v, 'returnUnstored');
+  for (const slot of slots) returnToDirty(cache, v, slot);
+  Atomics.sub(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, rpcsLeft);
+  returnTruncation(cache, v);
+  returnVnodeHold(cache, v);
+}
+
+/** The batch's truncation, which the server may not have applied, is pending again. */
+function returnTruncation(cache: CacheContext, v: Vnode): void {
+  const F = cache.v.vnodeF64;
+  F[v.f + VnodeF64.TruncPos] = Math.min(F[v.f + VnodeF64.TruncPos]!, F[v.f + VnodeF64.InFlightTruncPos]!);
+  F[v.f + VnodeF64.InFlightTruncPos] = Infinity;
+}
+
+/** A buffer of an unanswered store batch is dirty again. */
+function returnToDirty(cache: CacheContext, v: Vnode, slot: number): void {
+  const H = cache.v.headers;
+  const hs = slot * HEADER_I32 + HeaderI32.State;
+  const state = Atomics.and(H, hs, ~BufferState.Storing);
+  if ((state & BufferState.Dirty) !== 0) {
+    cache.buffers.releaseDisowned(slot); // written again meanwhile: it has a newer hold
+  } else if ((state & BufferState.Valid) !== 0) {
+    linkDirty(cache, v, slot); // the batch's hold becomes the dirty hold again
+    Atomics.or(H, hs, BufferState.Dirty);
+  } else {
+    cache.buffers.releaseDisowned(slot); // truncated away meanwhile
+  }
+}
+
+/** The batch's hold on the vnode goes back to the dirty file. */
+function returnVnodeHold(cache: CacheContext, v: Vnode): void {
+  const I = cache.v.vnodeI32;
+  const flags = Atomics.load(I, v.i + VnodeI32.Flags);
+  if ((flags & VNODE_DIRTY_HELD) !== 0) cache.vnodes.releaseDisowned(v.slot);
+  else Atomics.or(I, v.i + VnodeI32.Flags, VNODE_DIRTY_HELD);
+}

@@ -1,0 +1,233 @@
+/**
+ * Storing (the store half of OpenAFS's cm_dcache; netfs's write_issue and write_collect):
+ * taking a file's dirty buffers and pending truncation as one batch, sending it in
+ * chunk-sized storeData RPCs, and what flush and store-behind wait for.
+ *
+ * Owns: the batch (Storing buffers, inFlightTruncPos, storesInFlight, storeOwner) from
+ * takeDirty until its last RPC is answered or it is returned (reclaim.ts).
+ *
+ * Invariants:
+ * - One batch in flight per file: a block written again while an older batch is stored
+ *   must reach the server after it. A batch whose thread exited is reclaimed by the next
+ *   store that finds it (storesInFlight).
+ * - The vnode's dirty hold passes to the batch with takeDirty; a write during the store
+ *   takes a new one. Each buffer's dirty hold passes to the batch too and is dropped once
+ *   the RPC that carried it is answered.
+ * - flush resolves only once every byte written before it is on the server, and rejects
+ *   with the error that kept some from it; what a failed store did not send is dirty
+ *   again (returnUnstored).
+ */
+
+import { threadAlive, threadToken } from '../core/threads.js';
+import type { Fid } from '../core/fid.js';
+import type { StoreOptions } from '../server/file-server.js';
+import { dirtyCount } from './buffers.js';
+import { assertWriteLocked, rpc, schedule, type CacheContext, type Origin, type Vnode } from './context.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_DIRTY_HELD, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
+import { reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
+import { applyServerVersion, withVnode } from './vnode-status.js';
+
+interface PendingStore {
+  readonly firstBlock: number;
+  readonly slots: number[];
+  bytes: Uint8Array;
+}
+
+interface StoreBatch {
+  readonly stores: PendingStore[];
+  readonly truncPos: number;
+  readonly fileLength: number;
+}
+
+/**
+ * Stores v's dirty buffers and pending truncation. A store already in flight (another
+ * flush, or store-behind) is waited for first, and what it failed to store is dirty
+ * again and goes in ours.
+ */
+export async function flushVnode(cache: CacheContext, v: Vnode): Promise<void> {
+  const I = cache.v.vnodeI32;
+  for (;;) {
+    const { batch, inFlight } = await takeBatchIf(cache, v, () => (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0);
+    if (batch !== undefined) return store(cache, v, batch, 'flush');
+    if (inFlight === 0) return;
+    await storesAnswered(cache, v, inFlight);
+  }
+}
+
+/** Flushes every vnode with unstored changes; false if there was none. */
+export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
+  const I = cache.v.vnodeI32;
+  const fids: Fid[] = [];
+  const vnodeCount = I.length / VNODE_I32;
+  for (let slot = 0; slot < vnodeCount; slot++) {
+    if ((Atomics.load(I, slot * VNODE_I32 + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) continue;
+    const fid = cache.vnodes.fidAt(slot);
+    if (fid !== undefined) fids.push(fid);
+  }
+  for (const fid of fids) await withVnode(cache, fid, (v) => flushVnode(cache, v));
+  return fids.length > 0;
+}
+
+/** After a write: a chunk or more of dirty data is stored in the background. */
+export function queueStoreBehind(cache: CacheContext, v: Vnode): void {
+  const I = cache.v.vnodeI32;
+  if (dirtyCount(cache, v) < cache.chunkBlocks) return;
+  if ((Atomics.or(I, v.i + VnodeI32.Flags, VNODE_STORE_QUEUED) & VNODE_STORE_QUEUED) !== 0) return;
+  schedule(cache, v, { kind: 'store', fid: v.fid.toJSON() });
+}
+
+/**
+ * The store-behind job: stores v's dirty data while there is a chunk or more of it,
+ * without retries (a busy server fails it; the data stays dirty for flush).
+ */
+export async function storeBehindVnode(cache: CacheContext, v: Vnode): Promise<void> {
+  const I = cache.v.vnodeI32;
+  try {
+    for (;;) {
+      const { batch, inFlight } = await takeBatchIf(cache, v, () => dirtyCount(cache, v) >= cache.chunkBlocks);
+      if (batch !== undefined) await store(cache, v, batch, 'store-behind');
+      else if (inFlight === 0) return;
+      else await storesAnswered(cache, v, inFlight);
+    }
+  } finally {
+    // Cleared after the last look at the dirty count: a write that lands after that
+    // look queues a job of its own.
+    Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_STORE_QUEUED);
+  }
+}
+
+/**
+ * Takes v's dirty data as a batch if no store of v is in flight and `wanted()` (asked
+ * under the lock) says so; otherwise says how many store RPCs are in flight.
+ */
+async function takeBatchIf(cache: CacheContext, v: Vnode, wanted: () => boolean): Promise<{ batch?: StoreBatch; inFlight: number }> {
+  await v.lock.writeAsync();
+  try {
+    const inFlight = storesInFlight(cache, v);
+    if (inFlight > 0) return { inFlight };
+    return wanted() ? { batch: takeDirty(cache, v), inFlight: 0 } : { inFlight: 0 };
+  } finally {
+    v.lock.release();
+  }
+}
+
+/** Under the write lock: v's store RPCs not yet answered (a dead thread's batch is reclaimed). */
+function storesInFlight(cache: CacheContext, v: Vnode): number {
+  const I = cache.v.vnodeI32;
+  const inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+  if (inFlight > 0 && !threadAlive(Atomics.load(I, v.i + VnodeI32.StoreOwner))) {
+    reclaimBatchOfDeadThread(cache, v);
+    return 0;
+  }
+  return inFlight;
+}
+
+/** Waits, unlocked, until v's store RPCs in flight are no longer `inFlight`. */
+async function storesAnswered(cache: CacheContext, v: Vnode, inFlight: number): Promise<void> {
+  const r = Atomics.waitAsync(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, inFlight, 1000);
+  if (r.async) await r.value;
+}
+
+/** Under the write lock: takes v's dirty state into a batch of stores. */
+function takeDirty(cache: CacheContext, v: Vnode): StoreBatch {
+  assertWriteLocked(v, 'takeDirty');
+  const H = cache.v.headers;
+  const I = cache.v.vnodeI32;
+  const F = cache.v.vnodeF64;
+  const bs = cache.blockSize;
+  const slots: number[] = [];
+  for (let s = Atomics.load(I, v.i + VnodeI32.DirtyHead); s >= 0; s = Atomics.load(H, s * HEADER_I32 + HeaderI32.DirtyNext)) {
+    slots.push(s);
+  }
+  const length = F[v.f + VnodeF64.Length]!;
+  slots.sort((a, b) => blockOf(H, a * HEADER_I32) - blockOf(H, b * HEADER_I32));
+  const stores: PendingStore[] = [];
+  for (const slot of slots) {
+    const block = blockOf(H, slot * HEADER_I32);
+    const last = stores[stores.length - 1];
+    if (last !== undefined && last.firstBlock + last.slots.length === block && last.slots.length < cache.chunkBlocks) {
+      last.slots.push(slot);
+    } else {
+      stores.push({ firstBlock: block, slots: [slot], bytes: new Uint8Array(0) });
+    }
+    const hs = slot * HEADER_I32 + HeaderI32.State;
+    Atomics.store(H, hs, (Atomics.load(H, hs) & ~BufferState.Dirty) | BufferState.Storing);
+  }
+  const data = cache.v.data;
+  for (const st of stores) {
+    const start = st.firstBlock * bs;
+    const n = Math.max(0, Math.min(st.slots.length * bs, length - start));
+    st.bytes = new Uint8Array(n);
+    for (let k = 0; k < st.slots.length && k * bs < n; k++) {
+      const from = st.slots[k]! * bs;
+      st.bytes.set(data.subarray(from, from + Math.min(bs, n - k * bs)), k * bs);
+    }
+  }
+  Atomics.store(I, v.i + VnodeI32.DirtyHead, -1);
+  Atomics.store(I, v.i + VnodeI32.DirtyCount, 0);
+  for (const slot of slots) {
+    Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyNext, -1);
+    Atomics.store(H, slot * HEADER_I32 + HeaderI32.DirtyPrev, -1);
+  }
+  // The truncation travels with the batch; truncations made while it is in flight
+  // collect in TruncPos again, for the next batch. Until the server has applied this
+  // one, the zero point still honours it (InFlightTruncPos).
+  const truncPos = F[v.f + VnodeF64.TruncPos]!;
+  F[v.f + VnodeF64.InFlightTruncPos] = truncPos;
+  F[v.f + VnodeF64.TruncPos] = Infinity;
+  // The vnode's dirty hold passes to this batch; a write during the store takes a new one.
+  Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_DIRTY_HELD);
+  const rpcs = Math.max(1, stores.length);
+  Atomics.add(I, v.i + VnodeI32.StoresInFlight, rpcs);
+  Atomics.store(I, v.i + VnodeI32.StoreOwner, threadToken);
+  return { stores, truncPos, fileLength: length };
+}
+
+/** Sends a batch, RPC by RPC; the first carries the truncation, the last the file's length. */
+async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: Origin): Promise<void> {
+  const I = cache.v.vnodeI32;
+  const F = cache.v.vnodeF64;
+  if (origin === 'store-behind') cache.v.count('storeBehindBatches');
+  const calls: Array<{ offset: number; bytes: Uint8Array; slots: number[] }> =
+    batch.stores.length > 0
+      ? batch.stores.map((s) => ({ offset: s.firstBlock * cache.blockSize, bytes: s.bytes, slots: s.slots }))
+      : [{ offset: 0, bytes: new Uint8Array(0), slots: [] }];
+  let done = 0;
+  try {
+    for (const call of calls) {
+      const options: { truncPos?: number; fileLength?: number } = {};
+      if (done === 0 && batch.truncPos !== Infinity) options.truncPos = batch.truncPos;
+      if (done === calls.length - 1) options.fileLength = batch.fileLength;
+      cache.v.count('storeRpcs');
+      cache.trace.store(v.fid, call.offset, call.bytes.length);
+      const result = await rpc(cache, () => cache.server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions), origin);
+      cache.v.count('storeBytes', call.bytes.length);
+      await v.lock.writeAsync();
+      try {
+        const before = F[v.f + VnodeF64.BufDataVersionLow]!;
+        applyServerVersion(cache, v, result.dataVersion, result.length);
+        Atomics.sub(I, v.i + VnodeI32.StoresInFlight, 1);
+        if (F[v.f + VnodeF64.BufDataVersionLow] === before) cache.v.count('buffersKeptValid', Atomics.load(I, v.i + VnodeI32.Cached));
+        else cache.v.count('buffersInvalidated');
+        F[v.f + VnodeF64.ServerLength] = result.length;
+        if (done === 0) F[v.f + VnodeF64.InFlightTruncPos] = Infinity; // the first call carried it
+        for (const slot of call.slots) Atomics.and(cache.v.headers, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Storing);
+        done++;
+      } finally {
+        v.lock.release();
+      }
+      for (const slot of call.slots) cache.buffers.releaseDisowned(slot); // the dirty holds
+    }
+    cache.vnodes.releaseDisowned(v.slot); // the batch's dirty hold on the vnode
+  } catch (e) {
+    await v.lock.writeAsync();
+    try {
+      returnUnstored(cache, v, calls.slice(done).flatMap((c) => c.slots), calls.length - done);
+    } finally {
+      v.lock.release();
+    }
+    throw e;
+  } finally {
+    Atomics.notify(I, v.i + VnodeI32.StoresInFlight);
+  }
+}

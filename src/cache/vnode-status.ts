@@ -1,0 +1,174 @@
+/**
+ * Vnode status (OpenAFS's cm_scache): finding a file's record, setting it up, and keeping
+ * what it says of the server's file current.
+ *
+ * Owns: the vnode record's status fields (dataVersion, bufDataVersionLow, length,
+ * serverLength, statusSeq, breakSeq) and the record's own dirty hold (DIRTY_HELD).
+ *
+ * Invariants:
+ * - A record is used only once its identity names the caller's Fid: the creating thread
+ *   writes the identity last, and a thread that finds the entry earlier waits for it.
+ * - The status is current iff statusSeq == breakSeq and dataVersion >= 0. A callback
+ *   break only bumps breakSeq, so a status fetched while a break arrived is stale at once.
+ * - While the record has unstored changes (DIRTY_HELD) it holds a disowned reference on
+ *   itself, so neither a thread's exit nor the table's recycler can drop it.
+ */
+
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
+import type { Fid } from '../core/fid.js';
+import type { FileStatus } from '../server/file-server.js';
+import { dirtyCount } from './buffers.js';
+import { assertWriteLocked, rpc, vnodeLock, type CacheContext, type Origin, type Vnode } from './context.js';
+import { VNODE_DIRTY_HELD, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityIs, storeIdentity } from './layout.js';
+import { nextRange } from './version-range.js';
+
+/** Runs `op` on fid's vnode, held (and so never recycled) until `op` settles. */
+export async function withVnode<T>(cache: CacheContext, fid: Fid, op: (v: Vnode) => Promise<T>): Promise<T> {
+  const v = await openVnode(cache, fid);
+  try {
+    return await op(v);
+  } finally {
+    cache.vnodes.release(v.slot);
+  }
+}
+
+async function openVnode(cache: CacheContext, fid: Fid): Promise<Vnode> {
+  const slot = cache.vnodes.getHold(fid, (s) => initVnode(cache, s, fid));
+  const I = cache.v.vnodeI32;
+  const i = slot * VNODE_I32;
+  // The entry is ours to hold, but the thread that created it may still be writing the
+  // record; its identity is written last.
+  while (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) await nextTurn();
+  return { fid, slot, gen: Atomics.load(I, i + VnodeI32.Generation), f: slot * VNODE_F64, i, lock: vnodeLock(cache, slot) };
+}
+
+function initVnode(cache: CacheContext, slot: number, fid: Fid): void {
+  const F = cache.v.vnodeF64;
+  const I = cache.v.vnodeI32;
+  const f = slot * VNODE_F64;
+  const i = slot * VNODE_I32;
+  F[f + VnodeF64.DataVersion] = -1;
+  F[f + VnodeF64.BufDataVersionLow] = 0;
+  F[f + VnodeF64.Length] = 0;
+  F[f + VnodeF64.ServerLength] = 0;
+  F[f + VnodeF64.TruncPos] = Infinity;
+  F[f + VnodeF64.InFlightTruncPos] = Infinity;
+  Atomics.store(I, i + VnodeI32.BreakSeq, 0);
+  Atomics.store(I, i + VnodeI32.StatusSeq, -1);
+  Atomics.store(I, i + VnodeI32.DirtyHead, -1);
+  Atomics.store(I, i + VnodeI32.StoresInFlight, 0);
+  Atomics.store(I, i + VnodeI32.Flags, 0);
+  Atomics.store(I, i + VnodeI32.Cached, 0);
+  Atomics.store(I, i + VnodeI32.DirtyCount, 0);
+  cache.access.clear(slot);
+  Atomics.add(I, i + VnodeI32.Generation, 1);
+  storeIdentity(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique);
+}
+
+/** The server broke its callback on fid: the status we hold, if any, is no longer current. */
+export function callbackBroken(cache: CacheContext, fid: Fid): void {
+  if (cache.closed) return;
+  const slot = cache.vnodes.findHold(fid);
+  if (slot < 0) return;
+  const i = slot * VNODE_I32;
+  if (identityIs(cache.v.vnodeI32, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) {
+    Atomics.add(cache.v.vnodeI32, i + VnodeI32.BreakSeq, 1);
+  }
+  cache.vnodes.release(slot);
+}
+
+/**
+ * Without an RPC or a lock: fid's vnode slot, held, if the cache has it with a current
+ * status (no callback break since it was fetched); -1 otherwise. The caller releases it.
+ */
+export function holdIfCurrent(cache: CacheContext, fid: Fid): number {
+  const slot = cache.vnodes.findHold(fid);
+  if (slot < 0) return -1;
+  const I = cache.v.vnodeI32;
+  const i = slot * VNODE_I32;
+  const current =
+    identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique) &&
+    Atomics.load(I, i + VnodeI32.StatusSeq) === Atomics.load(I, i + VnodeI32.BreakSeq) &&
+    cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.DataVersion]! >= 0;
+  if (current) return slot;
+  cache.vnodes.release(slot);
+  return -1;
+}
+
+/** The file's length if its status is current (see holdIfCurrent); never an RPC. */
+export function cachedLength(cache: CacheContext, fid: Fid): number | undefined {
+  const slot = holdIfCurrent(cache, fid);
+  if (slot < 0) return undefined;
+  try {
+    return cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]!;
+  } finally {
+    cache.vnodes.release(slot);
+  }
+}
+
+/** Fetches the status unless the one we have is current (no callback break since). */
+export async function ensureStatus(cache: CacheContext, v: Vnode, origin: Origin): Promise<void> {
+  const I = cache.v.vnodeI32;
+  const seq = Atomics.load(I, v.i + VnodeI32.BreakSeq);
+  if (Atomics.load(I, v.i + VnodeI32.StatusSeq) === seq && cache.v.vnodeF64[v.f + VnodeF64.DataVersion]! >= 0) return;
+  cache.v.count('statusRpcs');
+  const status = await rpc(cache, () => cache.server.fetchStatus(v.fid), origin);
+  cache.trace.status(v.fid, status.dataVersion, status.length);
+  await v.lock.writeAsync();
+  try {
+    applyServerVersion(cache, v, status.dataVersion, status.length);
+    // A break that arrived while we asked leaves the status stale: seq is then behind.
+    Atomics.store(I, v.i + VnodeI32.StatusSeq, seq);
+  } finally {
+    v.lock.release();
+  }
+}
+
+/** The file's status as this client sees it (length includes unstored writes). */
+export async function statVnode(cache: CacheContext, v: Vnode): Promise<FileStatus> {
+  await ensureStatus(cache, v, 'stat');
+  const F = cache.v.vnodeF64;
+  return { dataVersion: F[v.f + VnodeF64.DataVersion]!, length: F[v.f + VnodeF64.Length]! };
+}
+
+/** Under the write lock: the server said the file is at `version` with `length`. */
+export function applyServerVersion(cache: CacheContext, v: Vnode, version: number, length: number): void {
+  assertWriteLocked(v, 'applyServerVersion');
+  const F = cache.v.vnodeF64;
+  const I = cache.v.vnodeI32;
+  const inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);
+  const { range, change } = nextRange(
+    { dataVersion: F[v.f + VnodeF64.DataVersion]!, bufDataVersionLow: F[v.f + VnodeF64.BufDataVersionLow]! },
+    version,
+    inFlight,
+  );
+  F[v.f + VnodeF64.DataVersion] = range.dataVersion;
+  F[v.f + VnodeF64.BufDataVersionLow] = range.bufDataVersionLow;
+  if (change === 'theirs') {
+    // Every clean buffer just became invalid; only the dirty ones still count.
+    Atomics.store(I, v.i + VnodeI32.Cached, dirtyCount(cache, v));
+    F[v.f + VnodeF64.ServerLength] = length;
+    // Unstored writes and truncations of ours, and those being stored, still decide
+    // the length we show.
+    if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0 && inFlight === 0) F[v.f + VnodeF64.Length] = length;
+  }
+}
+
+/** The first byte that is never fetched: min(pending truncation, server length). */
+export function zeroPoint(cache: CacheContext, v: Vnode): number {
+  const F = cache.v.vnodeF64;
+  return Math.min(F[v.f + VnodeF64.TruncPos]!, F[v.f + VnodeF64.InFlightTruncPos]!, F[v.f + VnodeF64.ServerLength]!);
+}
+
+/** Under the write lock: keeps the vnode (and so its record) held until it is stored. */
+export function markVnodeDirty(cache: CacheContext, v: Vnode): void {
+  assertWriteLocked(v, 'markVnodeDirty');
+  const I = cache.v.vnodeI32;
+  const flags = Atomics.load(I, v.i + VnodeI32.Flags);
+  if ((flags & VNODE_DIRTY_HELD) !== 0) return;
+  // The file's own reference, until it is stored: no thread's, so no thread's exit drops it.
+  cache.vnodes.hold(v.slot);
+  cache.vnodes.disown(v.slot);
+  Atomics.or(I, v.i + VnodeI32.Flags, VNODE_DIRTY_HELD);
+}
