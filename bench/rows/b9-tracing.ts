@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -6,8 +6,8 @@ import type * as cmkit from '../../src/index.js';
 import { median, round } from '../measure.js';
 import type { RowFn } from '../row.js';
 
-/** Matches a whole trace-point statement of the compiled cache manager. */
-const TRACE_POINT = /^\s*this\.#trace\.(read|write|fetch|store|status)\(.*\);\s*$/gm;
+/** Matches a whole trace-point statement of the compiled cache (the facade's and its phases'). */
+const TRACE_POINT = /^\s*(?:this\.#cache|cache)\.trace\.(read|write|fetch|store|status)\(.*\);\s*$/gm;
 
 /**
  * A fresh copy of the compiled cmkit (dist/src), with or without its trace points. Both
@@ -20,10 +20,16 @@ function loadCopy(stripTracePoints: boolean): { module: typeof cmkit; removed: n
   cpSync(src, path.join(dir, 'src'), { recursive: true });
   // The copy's own imports (piscina) resolve from the project's packages.
   symlinkSync(path.join(__dirname, '..', '..', '..', 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  const file = path.join(dir, 'src', 'cache', 'cache-manager.js');
-  const code = readFileSync(file, 'utf8');
-  const removed = stripTracePoints ? (code.match(TRACE_POINT)?.length ?? 0) : 0;
-  if (stripTracePoints) writeFileSync(file, code.replace(TRACE_POINT, ''));
+  let removed = 0;
+  if (stripTracePoints) {
+    const cacheDir = path.join(dir, 'src', 'cache');
+    for (const name of readdirSync(cacheDir).filter((n) => n.endsWith('.js'))) {
+      const file = path.join(cacheDir, name);
+      const code = readFileSync(file, 'utf8');
+      removed += code.match(TRACE_POINT)?.length ?? 0;
+      writeFileSync(file, code.replace(TRACE_POINT, ''));
+    }
+  }
   process.env['CMKIT_ADDON'] ??= path.join(__dirname, '..', '..', '..', 'build', 'Release', 'cmkit.node');
   return { module: require(path.join(dir, 'src', 'index.js')) as typeof cmkit, removed };
 }
