@@ -16,7 +16,7 @@ import type { CacheContext, Caller } from './context.js';
 import { CacheViews, allocateCacheMemory, type CacheStats, type SharedCacheMemory } from './layout.js';
 import { read } from './read.js';
 import { flushAllDirty, flushVnode } from './store.js';
-import { callbackBroken, cachedLength, statVnode, withVnode } from './vnode-status.js';
+import { callbackBroken, cachedLength, statVnode, storeError, withVnode } from './vnode-status.js';
 import { truncate, write } from './write.js';
 
 export {
@@ -28,6 +28,7 @@ export {
   DEFAULT_CHUNK_SIZE,
   DEFAULT_MAX_READAHEAD,
   DEFAULT_MAX_VNODES,
+  defaultSalvageDir,
   type CacheManagerOptions,
 } from './cache-options.js';
 export type { Caller } from './context.js';
@@ -52,6 +53,7 @@ export interface CacheDescriptor {
   readonly serverChannel: string;
   readonly access: SharedArrayBuffer;
   readonly pags: PagTableDescriptor | undefined;
+  readonly salvageDir: string;
 }
 
 type Config = Omit<CacheDescriptor, 'kind' | 'vnodeTable' | 'bufferTable' | 'pags'>;
@@ -101,6 +103,7 @@ export class CacheManager {
       access: new AccessCache(config.access),
       pags: pags?.table,
       trace: new Tracer(),
+      salvageDir: config.salvageDir,
       zeros: new Uint8Array(config.blockSize),
       readahead: new Map(),
       syncLocks: new Map(),
@@ -132,6 +135,7 @@ export class CacheManager {
         busyRetry: o.busyRetry,
         serverChannel,
         access: AccessCache.allocate(o.maxVnodes),
+        salvageDir: o.salvageDir,
       },
       { channel },
       o.pags === undefined ? undefined : { table: o.pags, attached: false },
@@ -178,6 +182,7 @@ export class CacheManager {
       serverChannel: c.serverChannel,
       access: c.access,
       pags: this.#cache.pags?.descriptor,
+      salvageDir: c.salvageDir,
     };
   }
 
@@ -286,6 +291,18 @@ export class CacheManager {
     this.#checkOpen('cachedLength');
     checkFidArg(fid);
     return cachedLength(this.#cache, fid);
+  }
+
+  /**
+   * The file's last store refused for good (store-error.ts): a cache-wide sequence
+   * number (0: none, or the cache no longer holds the file) and its errno. Its data is
+   * in the salvage directory. A caller that remembers the number it saw reports each
+   * failure once, as Linux reports a writeback error to each file descriptor.
+   */
+  storeError(fid: Fid): { seq: number; errno: number } {
+    this.#checkOpen('storeError');
+    checkFidArg(fid);
+    return storeError(this.#cache, fid);
   }
 
   /** Drops the file's clean buffers from the cache; resolves to how many were dropped. */

@@ -3,6 +3,9 @@
  * (a thread that attaches takes them from the descriptor).
  */
 
+import os from 'node:os';
+import path from 'node:path';
+
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { RefTable } from '../core/ref-table.js';
 import { checkInteger, checkObject } from '../core/validate.js';
@@ -52,6 +55,18 @@ export interface CacheManagerOptions {
   readonly busyDelayMs?: number;
   /** The longest wait between retries, in ms. @default 100 */
   readonly busyMaxDelayMs?: number;
+  /**
+   * Where the bytes of a store the server refuses for good (the file is gone, EFBIG,
+   * EACCES: store-error.ts) are written, one file per range, before they leave the cache.
+   * @default $XDG_STATE_HOME/cmkit/salvage, else ~/.local/state/cmkit/salvage
+   */
+  readonly salvageDir?: string;
+}
+
+/** The salvage directory when none is given: under the user's state directory (XDG). */
+export function defaultSalvageDir(): string {
+  const state = process.env['XDG_STATE_HOME'] || path.join(os.homedir(), '.local', 'state');
+  return path.join(state, 'cmkit', 'salvage');
 }
 
 /** The options, checked, with defaults filled in. */
@@ -66,6 +81,7 @@ export interface ResolvedOptions {
   readonly storeBehind: boolean;
   readonly busyRetry: BusyRetryPolicy;
   readonly pags: PagTable | undefined;
+  readonly salvageDir: string;
 }
 
 /** Checks `options`; a bad one is a TypeError or RangeError naming it. */
@@ -91,5 +107,9 @@ export function resolveOptions(options: CacheManagerOptions): ResolvedOptions {
   if (pags !== undefined && !(pags instanceof PagTable)) throw invalidArgType('options.pags', 'an instance of PagTable', pags);
   const buffers = Math.floor(cacheSize / blockSize);
   if (buffers > RefTable.maxCapacity) throw outOfRange('options.cacheSize', `at most ${RefTable.maxCapacity} blocks`, cacheSize);
-  return { blockSize, chunkSize, buffers, maxVnodes, maxReadahead, prefetch, storeBehind, busyRetry, pags };
+  const salvageDir = options.salvageDir ?? defaultSalvageDir();
+  if (typeof salvageDir !== 'string' || salvageDir.length === 0 || salvageDir.includes('\0')) {
+    throw invalidArgType('options.salvageDir', 'a non-empty path', salvageDir);
+  }
+  return { blockSize, chunkSize, buffers, maxVnodes, maxReadahead, prefetch, storeBehind, busyRetry, pags, salvageDir: path.resolve(salvageDir) };
 }

@@ -74,6 +74,8 @@ export interface CacheContext {
   readonly access: AccessCache;
   readonly pags: PagTable | undefined;
   readonly trace: Tracer;
+  /** Where the bytes of stores refused for good go (salvage.ts). */
+  readonly salvageDir: string;
   /** A block of zeros, not shared: see buffers.zero. */
   readonly zeros: Uint8Array;
   /** This thread's readahead streams, by vnode slot and generation. */

@@ -51,6 +51,9 @@
  * | 104-107 | i32[26] | -   | writeSeq: the lock's write sequence, odd while a writer   |
  * |         |         |     | holds it (RwLock seqIndex); the read hit path's           |
  * |         |         |     | optimistic check                                          |
+ * | 108-111 | i32[27] | W   | storeErrorSeq: the cache-wide error sequence number of    |
+ * |         |         |     | the last permanent store failure, or 0 (errseq_t's role)  |
+ * | 112-115 | i32[28] | W   | storeErrno: the errno of that failure                     |
  *
  * Buffer header: 32 bytes (Int32 view index = slot * 8); the vnode named by the identity
  * is the one whose lock guards it.
@@ -105,6 +108,8 @@ export const enum VnodeI32 {
   DirtyCount = 23,
   /** The vnode lock's write sequence: lets the read hit path check without writing. */
   WriteSeq = 26,
+  StoreErrorSeq = 27,
+  StoreErrno = 28,
 }
 
 export const VNODE_DIRTY_HELD = 1;
@@ -161,6 +166,9 @@ export const STAT_NAMES = [
   'storeBehindFailures',
   'accessRpcs',
   'accessHits',
+  'storesRefused',
+  'bytesSalvaged',
+  'salvageFailures',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];
@@ -170,7 +178,8 @@ export const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((n, i) => [n, i])) a
 
 /**
  * Stats: STAT_ROWS rows of 32 BigInt64 counters (256 bytes, four cache lines), then one
- * Int32 word that hands rows out. Each thread counts in a row of its own, so counting a
+ * Int32 word that hands rows out and one that numbers permanent store failures (the
+ * storeErrorSeq of vnode records: cache-wide, so a recycled record never repeats one). Each thread counts in a row of its own, so counting a
  * hit never bounces a cache line between threads; reading the stats sums the rows.
  */
 export const STAT_ROWS = 64;
@@ -210,6 +219,8 @@ export class CacheViews {
   readonly data: Uint8Array;
   readonly stats: BigInt64Array;
   readonly #statBase: number;
+  /** [row dealer, store error sequence]. */
+  readonly #tail: Int32Array;
 
   constructor(memory: SharedCacheMemory) {
     this.vnodeF64 = new Float64Array(memory.vnodes);
@@ -218,13 +229,19 @@ export class CacheViews {
     this.versions = new Float64Array(memory.versions);
     this.data = new Uint8Array(memory.data);
     this.stats = new BigInt64Array(memory.stats, 0, STAT_ROWS * STAT_ROW_WORDS);
-    const rowDealer = new Int32Array(memory.stats, STAT_ROWS * STAT_ROW_WORDS * 8, 1);
+    const rowDealer = new Int32Array(memory.stats, STAT_ROWS * STAT_ROW_WORDS * 8, 2);
+    this.#tail = rowDealer;
     // Past STAT_ROWS threads, rows are shared: still exact, since counts are atomic adds.
     this.#statBase = (Atomics.add(rowDealer, 0, 1) % STAT_ROWS) * STAT_ROW_WORDS;
   }
 
   count(name: StatName, n = 1): void {
     Atomics.add(this.stats, this.#statBase + STAT_INDEX[name], BigInt(n));
+  }
+
+  /** A new number for a permanent store failure: 1, 2, ... across every thread. */
+  nextStoreErrorSeq(): number {
+    return Atomics.add(this.#tail, 1, 1) + 1;
   }
 
   readStats(): CacheStats {

@@ -1,8 +1,9 @@
 /**
  * Reclaiming a store batch that did not reach the server: the part of it a failed store
  * RPC left, or the whole batch of a thread that exited before the server answered (a
- * terminated worker). Nothing in such a batch is lost: it becomes dirty again and goes
- * in the next store.
+ * terminated worker). After a transient failure nothing in such a batch is lost: it
+ * becomes dirty again and goes in the next store. After a permanent one (store-error.ts)
+ * it leaves the cache, salvaged (salvage.ts), and the failure is recorded on the vnode.
  *
  * Owns: the way back from Storing to Dirty, for buffers, the pending truncation and the
  * vnode's dirty hold.
@@ -42,6 +43,41 @@ export function returnUnstored(cache: CacheContext, v: Vnode, slots: readonly nu
   Atomics.sub(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, rpcsLeft);
   returnTruncation(cache, v);
   returnVnodeHold(cache, v);
+}
+
+/**
+ * Under the write lock: a store failed for good with `errno` (the caller salvages the
+ * bytes); `slots` are the buffers its unanswered RPCs carried. They leave the cache
+ * (what the server has is what the file is now), the batch's truncation is dropped, the
+ * failure is recorded for every handle to see once (storeErrorSeq), and the status is no
+ * longer current, so the next look at the file asks the server.
+ */
+export function dropRefused(cache: CacheContext, v: Vnode, slots: readonly number[], rpcsLeft: number, errno: number): void {
+  assertWriteLocked(v, 'dropRefused');
+  const H = cache.v.headers;
+  const I = cache.v.vnodeI32;
+  for (const slot of slots) {
+    const hs = slot * HEADER_I32 + HeaderI32.State;
+    const state = Atomics.and(H, hs, ~BufferState.Storing);
+    // Written again meanwhile: the newer bytes keep their own dirty hold and go in the
+    // next store (refused too, if the file is gone, and then salvaged in their turn).
+    if ((state & BufferState.Dirty) === 0) {
+      if ((state & BufferState.Valid) !== 0) Atomics.sub(I, v.i + VnodeI32.Cached, 1);
+      Atomics.store(H, hs, 0);
+    }
+    cache.buffers.releaseDisowned(slot); // the batch's hold
+  }
+  Atomics.sub(I, v.i + VnodeI32.StoresInFlight, rpcsLeft);
+  cache.v.vnodeF64[v.f + VnodeF64.InFlightTruncPos] = Infinity;
+  cache.vnodes.releaseDisowned(v.slot); // the batch's hold on the vnode
+  // With nothing of ours left unstored, the file is what the server has, length too.
+  if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0 && Atomics.load(I, v.i + VnodeI32.StoresInFlight) === 0) {
+    cache.v.vnodeF64[v.f + VnodeF64.Length] = cache.v.vnodeF64[v.f + VnodeF64.ServerLength]!;
+  }
+  Atomics.store(I, v.i + VnodeI32.StoreErrno, errno);
+  Atomics.store(I, v.i + VnodeI32.StoreErrorSeq, cache.v.nextStoreErrorSeq());
+  Atomics.store(I, v.i + VnodeI32.StatusSeq, -1);
+  cache.v.count('storesRefused');
 }
 
 /** The batch's truncation, which the server may not have applied, is pending again. */

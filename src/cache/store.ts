@@ -24,8 +24,13 @@ import type { StoreOptions } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
 import { assertWriteLocked, rpc, schedule, type CacheContext, type Origin, type Vnode } from './context.js';
 import { BufferState, HEADER_I32, HeaderI32, VNODE_DIRTY_HELD, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
-import { reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
+import { dropRefused, reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
+import { salvage } from './salvage.js';
+import { errnoOf, storeFailure } from './store-error.js';
 import { applyServerVersion, withVnode } from './vnode-status.js';
+
+/** Files flushAllDirty stores at once. */
+const FLUSH_ALL_PARALLEL = 8;
 
 interface PendingStore {
   readonly firstBlock: number;
@@ -54,7 +59,11 @@ export async function flushVnode(cache: CacheContext, v: Vnode): Promise<void> {
   }
 }
 
-/** Flushes every vnode with unstored changes; false if there was none. */
+/**
+ * Flushes every vnode with unstored changes, FLUSH_ALL_PARALLEL at a time; false if there
+ * was none. Files are independent: one file's failure holds no other back, and the first
+ * error is thrown only once every file has had its store.
+ */
 export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
   const I = cache.v.vnodeI32;
   const fids: Fid[] = [];
@@ -64,7 +73,16 @@ export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
     const fid = cache.vnodes.fidAt(slot);
     if (fid !== undefined) fids.push(fid);
   }
-  for (const fid of fids) await withVnode(cache, fid, (v) => flushVnode(cache, v));
+  const errors: unknown[] = [];
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < fids.length) {
+      const fid = fids[next++]!;
+      await withVnode(cache, fid, (v) => flushVnode(cache, v)).catch((e: unknown) => errors.push(e));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FLUSH_ALL_PARALLEL, fids.length) }, lane));
+  if (errors.length > 0) throw errors[0];
   return fids.length > 0;
 }
 
@@ -220,12 +238,17 @@ async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: O
     }
     cache.vnodes.releaseDisowned(v.slot); // the batch's dirty hold on the vnode
   } catch (e) {
+    const left = calls.slice(done);
+    const permanent = storeFailure(e) === 'permanent';
     await v.lock.writeAsync();
     try {
-      returnUnstored(cache, v, calls.slice(done).flatMap((c) => c.slots), calls.length - done);
+      const slots = left.flatMap((c) => c.slots);
+      if (permanent) dropRefused(cache, v, slots, left.length, errnoOf(e)!);
+      else returnUnstored(cache, v, slots, left.length);
     } finally {
       v.lock.release();
     }
+    if (permanent) await salvage(cache, v.fid, left, errnoOf(e)!, (e as Error).message);
     throw e;
   } finally {
     Atomics.notify(I, v.i + VnodeI32.StoresInFlight);

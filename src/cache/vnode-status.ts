@@ -61,6 +61,8 @@ function initVnode(cache: CacheContext, slot: number, fid: Fid): void {
   Atomics.store(I, i + VnodeI32.Flags, 0);
   Atomics.store(I, i + VnodeI32.Cached, 0);
   Atomics.store(I, i + VnodeI32.DirtyCount, 0);
+  Atomics.store(I, i + VnodeI32.StoreErrorSeq, 0);
+  Atomics.store(I, i + VnodeI32.StoreErrno, 0);
   cache.access.clear(slot);
   Atomics.add(I, i + VnodeI32.Generation, 1);
   storeIdentity(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique);
@@ -102,6 +104,24 @@ export function cachedLength(cache: CacheContext, fid: Fid): number | undefined 
   if (slot < 0) return undefined;
   try {
     return cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]!;
+  } finally {
+    cache.vnodes.release(slot);
+  }
+}
+
+/**
+ * The last store of fid refused for good, if the cache has its vnode: its cache-wide
+ * sequence number (0: none) and errno. A handle that remembers the number it saw reports
+ * each failure once, as Linux's errseq_t does for file descriptors. Never an RPC.
+ */
+export function storeError(cache: CacheContext, fid: Fid): { seq: number; errno: number } {
+  const slot = cache.vnodes.findHold(fid);
+  if (slot < 0) return { seq: 0, errno: 0 };
+  try {
+    const I = cache.v.vnodeI32;
+    const i = slot * VNODE_I32;
+    if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return { seq: 0, errno: 0 };
+    return { seq: Atomics.load(I, i + VnodeI32.StoreErrorSeq), errno: Atomics.load(I, i + VnodeI32.StoreErrno) };
   } finally {
     cache.vnodes.release(slot);
   }

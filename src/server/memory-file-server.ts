@@ -51,6 +51,10 @@ export interface FaultSpec {
   readonly kind: ServerFaultKind;
   /** How many of the next matching RPCs fail. @default 1 */
   readonly count?: number;
+  /** Only RPCs on this file match. @default every file */
+  readonly fid?: Fid;
+  /** The errno the failure names, as node:fs gives it (negative: -28 for ENOSPC). @default none */
+  readonly errno?: number;
 }
 
 interface ServerFile {
@@ -87,7 +91,7 @@ function checkNumber(value: unknown, name: string): number {
 export class MemoryFileServer {
   readonly #files = new Map<string, ServerFile>();
   readonly #connections = new Set<MemoryConnection>();
-  readonly #faults: Array<{ rpc: RpcKind; kind: ServerFaultKind; left: number }> = [];
+  readonly #faults: Array<{ rpc: RpcKind; kind: ServerFaultKind; left: number; fid: string | undefined; errno: number | undefined }> = [];
   readonly #rpcLatencyMs: number;
   readonly #byteLatencyNs: number;
   readonly #bandwidth: number;
@@ -151,7 +155,7 @@ export class MemoryFileServer {
 
   /** Makes the next `count` RPCs of one kind fail. */
   injectFault(spec: FaultSpec): void {
-    this.#faults.push({ rpc: spec.rpc, kind: spec.kind, left: spec.count ?? 1 });
+    this.#faults.push({ rpc: spec.rpc, kind: spec.kind, left: spec.count ?? 1, fid: spec.fid?.toString(), errno: spec.errno });
   }
 
   /** Drops every injected fault not yet used. */
@@ -164,14 +168,15 @@ export class MemoryFileServer {
   }
 
   /** @internal The body of every RPC: counts it, then latency, faults, the transfer. */
-  async serve<T>(rpc: RpcKind, bytes: () => number, body: () => T): Promise<T> {
+  async serve<T>(rpc: RpcKind, fid: Fid, bytes: () => number, body: () => T): Promise<T> {
     this.counters[rpc]++;
     if (this.#rpcLatencyMs > 0) await this.#sleep(this.#rpcLatencyMs);
-    const fault = this.#faults.find((f) => f.rpc === rpc && f.left > 0);
+    const key = fid.toString();
+    const fault = this.#faults.find((f) => f.rpc === rpc && f.left > 0 && (f.fid === undefined || f.fid === key));
     if (fault !== undefined) {
       fault.left--;
       if (fault.kind === 'timeout') await this.#sleep(Math.max(1, this.#rpcLatencyMs));
-      throw new ServerError(fault.kind, `${rpc}: injected ${fault.kind}`);
+      throw new ServerError(fault.kind, `${rpc} ${key}: injected ${fault.kind}`, fault.errno);
     }
     const result = body();
     await this.#transfer(bytes());
@@ -222,7 +227,7 @@ class MemoryConnection implements FileServer {
   }
 
   fetchStatus(fid: Fid, identity?: Identity): Promise<StatusReply> {
-    return this.#server.serve('fetchStatus', () => 0, () => {
+    return this.#server.serve('fetchStatus', fid, () => 0, () => {
       const f = this.#server.file(fid);
       this.#callbacks.promise(fid);
       return { dataVersion: f.dataVersion, length: f.length, rights: this.#server.rightsOf(f, identity) };
@@ -231,7 +236,7 @@ class MemoryConnection implements FileServer {
 
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult> {
     let n = 0;
-    return this.#server.serve('fetchData', () => n, () => {
+    return this.#server.serve('fetchData', fid, () => n, () => {
       const f = this.#server.file(fid);
       this.#callbacks.promise(fid);
       const data = f.bytes.slice(Math.min(offset, f.length), Math.min(offset + length, f.length));
@@ -243,7 +248,7 @@ class MemoryConnection implements FileServer {
 
   storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
     const copy = data.slice(); // the server keeps its own bytes, as over a network
-    return this.#server.serve('storeData', () => copy.length, () => {
+    return this.#server.serve('storeData', fid, () => copy.length, () => {
       const f = this.#server.file(fid);
       if (options.truncPos !== undefined) setLength(f, Math.min(f.length, options.truncPos));
       if (copy.length > 0) {

@@ -20,7 +20,8 @@ type Request = Call & { id: number; reply: string };
 
 type Reply =
   | { id: number; ok: true; value: FileStatus | FetchResult }
-  | { id: number; ok: false; kind: ServerFaultKind | undefined; message: string };
+  /** A failure: its ServerError kind (if one) and its errno (if one: ENOSPC stays ENOSPC across threads). */
+  | { id: number; ok: false; kind: ServerFaultKind | undefined; message: string; errno: number | undefined };
 
 /** The serving side: answers requests on `name` with `server`. Call close() to stop. */
 export class ServerChannel {
@@ -48,8 +49,9 @@ export class ServerChannel {
             : await server.storeData(fid, req.offset, req.data, req.options);
       reply = { id: req.id, ok: true, value };
     } catch (e) {
-      const err = e as Error;
-      reply = { id: req.id, ok: false, kind: e instanceof ServerError ? e.kind : undefined, message: err.message };
+      const err = e as Error & { errno?: unknown };
+      const errno = typeof err.errno === 'number' ? err.errno : undefined;
+      reply = { id: req.id, ok: false, kind: e instanceof ServerError ? e.kind : undefined, message: err.message, errno };
     }
     let channel = this.#replies.get(req.reply);
     if (channel === undefined) {
@@ -92,7 +94,7 @@ export class RemoteFileServer implements FileServer {
       this.#pending.delete(reply.id);
       if (this.#pending.size === 0) this.#replies.unref();
       if (reply.ok) p.resolve(reply.value as never);
-      else p.reject(reply.kind !== undefined ? new ServerError(reply.kind, reply.message) : new Error(reply.message));
+      else p.reject(new ServerError(reply.kind ?? 'error', reply.message, reply.errno));
     };
   }
 
