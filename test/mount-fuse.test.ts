@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import { CacheMount, type MountStats } from '../src/mount/cache-mount.js';
 import { firstDifference, patterned } from './helpers/files.js';
 import { runFsx, type FsxTarget } from './helpers/fsx.js';
 import { seededRandom } from './helpers/random.js';
-import { CLI, mounted, withMount, type Mounted } from './helpers/mount-process.js';
+import { CLI, mounted, withMount, withTmpfsMount, type Mounted } from './helpers/mount-process.js';
 
 const skip = fuseUnavailable();
 if (skip !== undefined) console.log(`# FUSE tests skipped: ${skip}`);
@@ -261,19 +261,10 @@ test('a request worker that dies: its handles are served by the mounting thread,
   }
 });
 
-test('a server that refuses the final stores loses nothing: the CLI keeps the data and retries until it takes them', { skip, timeout: 60_000 }, async (t) => {
-  await withMount('refuse', [], async (m) => {
+test('a backing directory that refuses the final stores for a while (read-only) loses nothing: the CLI keeps the data and retries until it takes them', { skip, timeout: 60_000 }, async (t) => {
+  await withTmpfsMount(t, 'refuse', '16m', (base) => ['--salvage-dir', path.join(base, 'salvage')], async (m, base) => {
     const file = path.join(m.backing, 'kept');
     writeFileSync(file, '');
-    const probe = path.join(m.backing, 'probe');
-    writeFileSync(probe, '');
-    try {
-      execFileSync('chattr', ['+i', probe], { stdio: 'pipe' });
-      execFileSync('chattr', ['-i', probe], { stdio: 'pipe' });
-    } catch {
-      t.skip('chattr +i does not work on this file system (the way this test makes the backing file refuse writes)');
-      return;
-    }
     // A writer holds the file open with 100 KiB written: acknowledged, not yet stored.
     const data = new Uint8Array(100 * 1024).map((_, i) => (i * 7 + 3) & 0xff);
     const writer = spawn(
@@ -290,7 +281,7 @@ test('a server that refuses the final stores loses nothing: the CLI keeps the da
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((resolve) => writer.stdout!.on('data', () => resolve()));
-    execFileSync('chattr', ['+i', file]); // even root may not write it now
+    execFileSync('mount', ['-o', 'remount,ro', m.backing]); // EROFS: transient, the operator may remount
     m.cli.kill('SIGTERM');
     await new Promise<void>((resolve) => {
       const check = setInterval(() => {
@@ -301,9 +292,10 @@ test('a server that refuses the final stores loses nothing: the CLI keeps the da
       }, 20);
     });
     assert.equal(readFileSync(file).length, 0, 'not stored yet');
-    execFileSync('chattr', ['-i', file]); // the server recovers
+    execFileSync('mount', ['-o', 'remount,rw', m.backing]); // the server recovers
     assert.equal(await m.exited, 0, m.output());
     writer.kill();
     assert.equal(firstDifference(readFileSync(file), data), -1, 'every acknowledged byte reached the backing file');
+    assert.ok(!existsSync(path.join(base, 'salvage')), 'nothing salvaged: the failure was transient');
   });
 });

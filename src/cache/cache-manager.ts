@@ -15,7 +15,7 @@ import { resolveOptions, type CacheManagerOptions } from './cache-options.js';
 import type { CacheContext, Caller } from './context.js';
 import { CacheViews, allocateCacheMemory, type CacheStats, type SharedCacheMemory } from './layout.js';
 import { read } from './read.js';
-import { flushAllDirty, flushVnode } from './store.js';
+import { flushAllDirty, flushVnode, salvageAllDirty } from './store.js';
 import { callbackBroken, cachedLength, statVnode, storeError, withVnode } from './vnode-status.js';
 import { truncate, write } from './write.js';
 
@@ -343,6 +343,18 @@ export class CacheManager {
   async backgroundSettled(): Promise<void> {
     const background = this.#cache.background;
     while (background.size > 0) await Promise.allSettled([...background]);
+  }
+
+  /**
+   * Stops trying to store: every file's unstored data is written to the salvage
+   * directory and leaves the cache, recorded as a refusal with `errno` (a mount gives up
+   * this way at a second signal). Resolves to the number of files salvaged.
+   */
+  async salvageDirty(errno: number, reason: string): Promise<number> {
+    this.#checkOpen('salvageDirty');
+    checkInteger(errno, 'errno', 1, 4095);
+    if (typeof reason !== 'string') throw invalidArgType('reason', 'of type string', reason);
+    return salvageAllDirty(this.#cache, errno, reason);
   }
 
   /**

@@ -86,6 +86,43 @@ export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
   return fids.length > 0;
 }
 
+/**
+ * Gives up storing: every file's unstored data goes to the salvage directory and leaves
+ * the cache, recorded as a refusal with `errno`. For an operator who has stopped waiting
+ * for a server that keeps failing (a second signal to the mount); resolves to the files
+ * salvaged. A store in flight is waited for first.
+ */
+export async function salvageAllDirty(cache: CacheContext, errno: number, reason: string): Promise<number> {
+  const I = cache.v.vnodeI32;
+  let files = 0;
+  for (let slot = 0; slot < I.length / VNODE_I32; slot++) {
+    if ((Atomics.load(I, slot * VNODE_I32 + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) continue;
+    const fid = cache.vnodes.fidAt(slot);
+    if (fid === undefined) continue;
+    await withVnode(cache, fid, async (v) => {
+      for (;;) {
+        const { batch, inFlight } = await takeBatchIf(cache, v, () => (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0);
+        if (batch === undefined && inFlight > 0) {
+          await storesAnswered(cache, v, inFlight);
+          continue;
+        }
+        if (batch === undefined) return;
+        await v.lock.writeAsync();
+        try {
+          dropRefused(cache, v, batch.stores.flatMap((st) => st.slots), Math.max(1, batch.stores.length), errno);
+        } finally {
+          v.lock.release();
+        }
+        Atomics.notify(I, v.i + VnodeI32.StoresInFlight);
+        await salvage(cache, v.fid, batch.stores.map((st) => ({ offset: st.firstBlock * cache.blockSize, bytes: st.bytes })), errno, reason);
+        files++;
+        return;
+      }
+    });
+  }
+  return files;
+}
+
 /** After a write: a chunk or more of dirty data is stored in the background. */
 export function queueStoreBehind(cache: CacheContext, v: Vnode): void {
   const I = cache.v.vnodeI32;

@@ -626,13 +626,15 @@ export class CacheMount {
   }
 
   /**
-   * A file about to lose its name stores its dirty data first: the cache would otherwise
-   * keep trying to store to a path that no longer exists.
+   * A file about to lose its name stores its dirty data first, while the name still
+   * leads to it. The removal never fails for that data: a store that fails here is the
+   * cache's to sort (a transient failure stays dirty; once the name is gone the server
+   * refuses it for good, and it is salvaged).
    */
   async #storeBeforeRemoval(parent: number, name: string): Promise<void> {
     const ino = this.#nodes.child(parent, name);
     const fid = ino === undefined ? undefined : this.#fidByIno.get(ino);
-    if (fid !== undefined && this.#cache?.cachedLength(fid) !== undefined) await this.#cache.flush(fid);
+    if (fid !== undefined && this.#cache?.cachedLength(fid) !== undefined) await this.#cache.flush(fid).catch(() => {});
   }
 
   async #rmdir(r: FuseRequest): Promise<void> {

@@ -3,13 +3,17 @@
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
  *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
+ *               [--salvage-dir <dir>]
  *   cmkit stats <mountpoint>
  * A mount serves its stats on a control socket (./control.ts), which `cmkit stats` reads.
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
- * unmounts and stores every acknowledged write; if the server refuses, it keeps the data
- * and retries every second until a second signal gives it up (exit 1). Sizes take a K, M or G suffix (powers of
+ * unmounts and stores every acknowledged write. A store the server refuses for good (the
+ * file is gone, EFBIG, EACCES) is salvaged: its bytes go to --salvage-dir. If the server
+ * fails for a while (full, busy, read-only), it keeps the data and retries every second
+ * until a second signal gives it up: the rest is salvaged too (exit 1). Sizes take a K, M or G suffix (powers of
  * 1024).
  */
+import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -22,6 +26,7 @@ const USAGE = `usage:
   cmkit --help
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
+              [--salvage-dir <dir>]
   cmkit stats <mountpoint>`;
 
 class UsageError extends Error {}
@@ -44,7 +49,7 @@ interface MountArgs {
 
 function parseMount(args: string[]): MountArgs {
   const positional: string[] = [];
-  const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number } = {};
+  const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number; salvageDir?: string } = {};
   let latencyMs = 0;
   let caching = true;
   let workers = 2;
@@ -58,6 +63,7 @@ function parseMount(args: string[]): MountArgs {
     if (a === '--cache-size') cache.cacheSize = parseSize(value(), a);
     else if (a === '--block-size') cache.blockSize = parseSize(value(), a);
     else if (a === '--chunk-size') cache.chunkSize = parseSize(value(), a);
+    else if (a === '--salvage-dir') cache.salvageDir = path.resolve(value());
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
@@ -100,7 +106,8 @@ async function mount(args: string[]): Promise<number> {
     for (;;) {
       await sleep(1000);
       if (signals > given) {
-        console.error('cmkit: gave up; data the server did not take is lost');
+        const files = await m.cache!.salvageDirty(constants.errno.ECANCELED, 'given up at unmount');
+        console.error(`cmkit: gave up; what the server did not take (${files} files) is in ${m.cache!.descriptor.salvageDir}`);
         return 1;
       }
       try {

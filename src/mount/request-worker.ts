@@ -54,7 +54,9 @@ parentPort!.on('message', (m: RequestWorkerMessage) => {
   void (async () => {
     await tasks.settled();
     session.stop();
-    await cache.close();
+    // Stores the server refuses now stay in the shared cache: the mount's own final
+    // flush, after every worker has drained, sorts them (retry or salvage).
+    await cache.close().catch(() => {});
     post('drained');
   })();
 });

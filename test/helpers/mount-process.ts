@@ -112,3 +112,39 @@ export function testUser(): TestUser | string {
 export function asUser(u: TestUser): string[] {
   return ['setpriv', `--reuid=${u.uid}`, `--regid=${u.gid}`, '--init-groups'];
 }
+
+/**
+ * Runs `body` on a mount whose backing directory is a fresh tmpfs of `size` (`16m`): a
+ * disk an unlucky operator can fill or remount. Skips `t` where no tmpfs can be mounted.
+ * `extra(base)` gives the CLI's options, which may name paths under the test's base.
+ */
+export async function withTmpfsMount(
+  t: { skip: (reason: string) => void },
+  name: string,
+  size: string,
+  extra: (base: string) => string[],
+  body: (m: Mounted, base: string) => Promise<void>,
+): Promise<void> {
+  const base = mkdtempSync(path.join(os.tmpdir(), `cmkit-${name}-`));
+  const backing = path.join(base, 'backing');
+  mkdirSync(backing);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', backing], { stdio: 'pipe' });
+  } catch {
+    t.skip('cannot mount a tmpfs here');
+    rmSync(base, { recursive: true, force: true });
+    return;
+  }
+  let m: Mounted | undefined;
+  try {
+    m = await mount(base, extra(base));
+    await body(m, base);
+  } finally {
+    if (m !== undefined) {
+      await m.stop();
+      if (mounted(m.mountpoint)) execFileSync('umount', ['-l', m.mountpoint]);
+    }
+    execFileSync('umount', ['-l', backing]);
+    rmSync(base, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Store failures met through the mount as an unlucky operator meets them: a backing
+ * directory on a tiny tmpfs that fills up, files deleted through the mount and outside it
+ * while their data is unstored. Skipped where FUSE or a tmpfs mount is not available.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { fuseUnavailable } from '../src/mount/fuse.js';
+import { withTmpfsMount } from './helpers/mount-process.js';
+
+const skip = fuseUnavailable();
+const MiB = 1024 * 1024;
+const PER_WRITER = 6 * MiB;
+const CHUNK = 256 * 1024;
+
+/** The byte writer `id` puts at `offset`: every writer's bytes differ from every other's. */
+function byteOf(id: number, offset: number): number {
+  return (offset * 7 + id * 31 + 3) & 0xff;
+}
+
+/** A process that writes PER_WRITER bytes to `file`, then fsyncs and closes; it reports what each returned. */
+function writer(id: number, file: string): Promise<{ written: number; fsync: string; close: string }> {
+  const code = `
+    const fs = require('fs');
+    const fd = fs.openSync(process.argv[1], 'w');
+    const buf = Buffer.alloc(${CHUNK});
+    let written = 0;
+    for (let off = 0; off < ${PER_WRITER}; off += ${CHUNK}) {
+      for (let i = 0; i < buf.length; i++) buf[i] = ((off + i) * 7 + ${id} * 31 + 3) & 0xff;
+      written += fs.writeSync(fd, buf, 0, buf.length, off);
+    }
+    const outcome = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };
+    const fsync = outcome(() => fs.fsyncSync(fd));
+    const close = outcome(() => fs.closeSync(fd));
+    console.log(JSON.stringify({ written, fsync, close }));`;
+  const p = spawn(process.execPath, ['-e', code, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => p.on('exit', (c) => (c === 0 ? resolve(JSON.parse(out)) : reject(new Error(`writer ${id} exited ${c}: ${out}`)))));
+}
+
+test('a full backing tmpfs: ENOSPC (not EIO) while full, deleted files salvaged, the rest stored, the unmount done in 10 s', { skip, timeout: 120_000 }, async (t) => {
+  await withTmpfsMount(t, 'full', '16m', (base) => ['--salvage-dir', path.join(base, 'salvage'), '--cache-size', '64M'], async (m, base) => {
+    const backing = m.backing;
+    const salvageDir = path.join(base, 'salvage');
+    // 4 x 6 MiB into 16 MiB: every write is acknowledged (the cache holds it), the disk fills.
+    const results = await Promise.all([0, 1, 2, 3].map((id) => writer(id, path.join(m.mountpoint, `w${id}`))));
+    for (const r of results) assert.equal(r.written, PER_WRITER);
+    const seen = results.flatMap((r) => [r.fsync, r.close]);
+    assert.ok(seen.includes('ENOSPC'), `fsync or close said ENOSPC while the disk was full: ${JSON.stringify(results)}`);
+    assert.ok(!seen.includes('EIO'), `never EIO: ${JSON.stringify(results)}`);
+    // One file deleted through the mount, one outside: their unstored bytes can never be stored.
+    unlinkSync(path.join(m.mountpoint, 'w0'));
+    unlinkSync(path.join(backing, 'w1'));
+    const t0 = performance.now();
+    const code = await m.stop('SIGTERM');
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(code, 0, m.output());
+    assert.ok(seconds < 10, `unmounted in ${seconds.toFixed(1)} s`);
+    for (const id of [2, 3]) {
+      const got = readFileSync(path.join(backing, `w${id}`));
+      assert.equal(got.length, PER_WRITER, `w${id}'s length`);
+      for (let i = 0; i < got.length; i++) if (got[i] !== byteOf(id, i)) assert.fail(`w${id} differs at ${i}`);
+    }
+    assert.ok(!existsSync(path.join(backing, 'w0')) && !existsSync(path.join(backing, 'w1')));
+    // What the deleted files held unstored is in the salvage directory, each range as written.
+    const salvaged = readdirSync(salvageDir).filter((n) => n !== 'salvage.log');
+    assert.ok(salvaged.length > 0, 'something was salvaged');
+    for (const name of salvaged) {
+      const offset = Number(name.split('@')[1]!.split('+')[0]);
+      const bytes = readFileSync(path.join(salvageDir, name));
+      const owner = [0, 1].find((id) => bytes.every((b, i) => b === byteOf(id, offset + i)));
+      assert.notEqual(owner, undefined, `${name} holds the bytes of w0 or w1 at its offset`);
+    }
+    assert.match(m.output(), /CMKIT_SALVAGED/);
+  });
+});
