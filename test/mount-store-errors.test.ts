@@ -79,3 +79,30 @@ test('a full backing tmpfs: ENOSPC (not EIO) while full, deleted files salvaged,
     assert.match(m.output(), /CMKIT_SALVAGED/);
   });
 });
+
+test('a store refused for good is reported once to each open handle, by fsync or close, with its errno', { skip, timeout: 60_000 }, async (t) => {
+  await withTmpfsMount(t, 'errseq', '16m', (base) => ['--salvage-dir', path.join(base, 'salvage')], async (m, base) => {
+    const code = `
+      const fs = require('fs');
+      const [file, gone] = process.argv.slice(1);
+      const outcome = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };
+      const a = fs.openSync(file, 'w');
+      const b = fs.openSync(file, 'r+');
+      fs.writeSync(b, Buffer.from('b'), 0, 1, 0);
+      fs.writeSync(a, Buffer.alloc(100 * 1024, 7), 0, 100 * 1024, 1);
+      fs.unlinkSync(gone); // the backing file goes, outside the mount: the store can never succeed
+      const seen = [outcome(() => fs.fsyncSync(a)), outcome(() => fs.fsyncSync(a)), outcome(() => fs.fsyncSync(b)),
+        outcome(() => fs.closeSync(b)), outcome(() => fs.closeSync(a))];
+      console.log(JSON.stringify(seen));`;
+    const out = await new Promise<string>((resolve, reject) => {
+      const p = spawn(process.execPath, ['-e', code, path.join(m.mountpoint, 'f'), path.join(m.backing, 'f')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+      p.on('exit', (c) => (c === 0 ? resolve(text) : reject(new Error(`exited ${c}: ${text}`))));
+    });
+    // a: told once (its fsync), then clean; b: told once (its fsync), its close clean.
+    assert.deepEqual(JSON.parse(out), ['ENOENT', 'ok', 'ENOENT', 'ok', 'ok']);
+    const salvaged = readdirSync(path.join(base, 'salvage')).filter((n) => n !== 'salvage.log');
+    assert.equal(salvaged.reduce((n, name) => n + readFileSync(path.join(base, 'salvage', name)).length, 0), 100 * 1024 + 1, 'every unstored byte salvaged');
+  });
+});
