@@ -10,7 +10,7 @@ export { RwLock } from './core/rw-lock.js';
 export type { RwLockDescriptor, RwLockMode } from './core/rw-lock.js';
 export type { ErrorCode } from './core/errors.js';
 
-export type { FileServer, FileStatus, FetchResult, StoreOptions, Identity, StatusReply } from './server/file-server.js';
+export type { FileServer, FileStatus, FetchResult, StoreOptions, StoreReply, Identity, StatusReply } from './server/file-server.js';
 export { Rights } from './server/file-server.js';
 export { ServerError } from './server/server-error.js';
 export type { ServerFaultKind } from './server/server-error.js';

@@ -48,6 +48,8 @@ function initBuffer(cache: CacheContext, slot: number, v: Vnode, block: number):
   Atomics.store(H, h + HeaderI32.State, 0);
   Atomics.store(H, h + HeaderI32.DirtyNext, -1);
   Atomics.store(H, h + HeaderI32.DirtyPrev, -1);
+  Atomics.store(H, h + HeaderI32.DirtyLo, 0);
+  Atomics.store(H, h + HeaderI32.DirtyHi, 0);
   cache.v.versions[slot] = -1;
   storeIdentity(H, h + HeaderI32.Identity, v.slot, v.gen, block >>> 0, Math.floor(block / 2 ** 32));
 }

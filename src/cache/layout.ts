@@ -31,8 +31,10 @@
  * | 56-59   | i32[14] | W   | storesInFlight: our store RPCs not yet answered (waited   |
  * |         |         |     | on unlocked)                                              |
  * | 60-63   | i32[15] | W/A | flags: DIRTY_HELD (W: the record holds a ref on itself    |
- * |         |         |     | until clean) and STORE_QUEUED (A: a store-behind job is   |
- * |         |         |     | queued or running)                                        |
+ * |         |         |     | until clean), STORE_QUEUED (A: a store-behind job is      |
+ * |         |         |     | queued or running) and CHANGED_UNDER_DIRTY (W: someone    |
+ * |         |         |     | else changed the file while we had unstored changes: the  |
+ * |         |         |     | next store is a conflict)                                 |
  * | 64-79   | i32[16..19] | C | identity: the Fid the record was initialized for;       |
  * |         |         |     | written last, so a thread that finds a new entry before   |
  * |         |         |     | it is ready sees a mismatch and waits                     |
@@ -55,8 +57,8 @@
  * |         |         |     | the last permanent store failure, or 0 (errseq_t's role)  |
  * | 112-115 | i32[28] | W   | storeErrno: the errno of that failure                     |
  *
- * Buffer header: 32 bytes (Int32 view index = slot * 8); the vnode named by the identity
- * is the one whose lock guards it.
+ * Buffer header: 40 bytes (Int32 view index = slot * 10); the vnode named by the
+ * identity is the one whose lock guards it.
  *
  * | bytes | view      | who | field                                                 |
  * |-------|-----------|-----|-------------------------------------------------------|
@@ -70,6 +72,9 @@
  * |       |           |     | low and high 32 bits; written last, as for vnodes     |
  * | 20-23 | i32[5]    | W   | dirtyNext: next dirty buffer of the same vnode, or -1 |
  * | 24-27 | i32[6]    | W   | dirtyPrev                                             |
+ * | 28-35 | i32[7..8] | W   | dirtyLo, dirtyHi: the bytes of the block this client  |
+ * |       |           |     | wrote since it was last stored (from the first to the |
+ * |       |           |     | last written byte); a store sends only these          |
  *
  * * state: claimed Busy by CAS under R; filled, made dirty, stored and dropped under W; a
  *   claim of a thread that died taken back by CAS (A); PREFETCHED cleared by CAS (A) by
@@ -114,8 +119,9 @@ export const enum VnodeI32 {
 
 export const VNODE_DIRTY_HELD = 1;
 export const VNODE_STORE_QUEUED = 2;
+export const VNODE_CHANGED_UNDER_DIRTY = 4;
 
-export const HEADER_BYTES = 32;
+export const HEADER_BYTES = 40;
 export const HEADER_I32 = HEADER_BYTES / 4;
 
 export const enum HeaderI32 {
@@ -123,6 +129,8 @@ export const enum HeaderI32 {
   Identity = 1,
   DirtyNext = 5,
   DirtyPrev = 6,
+  DirtyLo = 7,
+  DirtyHi = 8,
 }
 
 export const enum BufferState {
@@ -169,6 +177,7 @@ export const STAT_NAMES = [
   'storesRefused',
   'bytesSalvaged',
   'salvageFailures',
+  'storeConflicts',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

@@ -19,7 +19,7 @@
 
 import { forEachBufferOf, linkDirty } from './buffers.js';
 import { assertWriteLocked, type CacheContext, type Vnode } from './context.js';
-import { BufferState, HEADER_I32, HeaderI32, VNODE_DIRTY_HELD, VnodeF64, VnodeI32 } from './layout.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VnodeF64, VnodeI32 } from './layout.js';
 
 /** Under the write lock: the thread storing v's batch exited; the batch is dirty again. */
 export function reclaimBatchOfDeadThread(cache: CacheContext, v: Vnode): void {
@@ -28,6 +28,7 @@ export function reclaimBatchOfDeadThread(cache: CacheContext, v: Vnode): void {
     if ((state & BufferState.Storing) !== 0) returnToDirty(cache, v, slot);
   });
   Atomics.store(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, 0);
+  // (A conflict that batch knew of, and the server would not see again, is forgotten.)
   returnTruncation(cache, v);
   returnVnodeHold(cache, v);
   cache.v.count('batchesReclaimed');
@@ -37,9 +38,10 @@ export function reclaimBatchOfDeadThread(cache: CacheContext, v: Vnode): void {
  * Under the write lock: a store failed with `rpcsLeft` of its RPCs unanswered; `slots`
  * are the buffers those RPCs carried.
  */
-export function returnUnstored(cache: CacheContext, v: Vnode, slots: readonly number[], rpcsLeft: number): void {
+export function returnUnstored(cache: CacheContext, v: Vnode, slots: readonly number[], rpcsLeft: number, conflict: boolean): void {
   assertWriteLocked(v, 'returnUnstored');
   for (const slot of slots) returnToDirty(cache, v, slot);
+  if (conflict) Atomics.or(cache.v.vnodeI32, v.i + VnodeI32.Flags, VNODE_CHANGED_UNDER_DIRTY);
   Atomics.sub(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, rpcsLeft);
   returnTruncation(cache, v);
   returnVnodeHold(cache, v);

@@ -23,7 +23,7 @@ import type { Fid } from '../core/fid.js';
 import type { StoreOptions } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
 import { assertWriteLocked, rpc, schedule, type CacheContext, type Origin, type Vnode } from './context.js';
-import { BufferState, HEADER_I32, HeaderI32, VNODE_DIRTY_HELD, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
 import { dropRefused, reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
 import { salvage } from './salvage.js';
 import { errnoOf, storeFailure } from './store-error.js';
@@ -32,8 +32,10 @@ import { applyServerVersion, withVnode } from './vnode-status.js';
 /** Files flushAllDirty stores at once. */
 const FLUSH_ALL_PARALLEL = 8;
 
+/** One storeData call of a batch: contiguous written bytes, and the buffers they came from. */
 interface PendingStore {
-  readonly firstBlock: number;
+  readonly offset: number;
+  end: number;
   readonly slots: number[];
   bytes: Uint8Array;
 }
@@ -42,6 +44,10 @@ interface StoreBatch {
   readonly stores: PendingStore[];
   readonly truncPos: number;
   readonly fileLength: number;
+  /** The data version the cache knew when it took the batch: the first call's baseVersion. */
+  readonly baseVersion: number;
+  /** Someone else changed the file while these changes were unstored. */
+  readonly conflict: boolean;
 }
 
 /**
@@ -114,7 +120,7 @@ export async function salvageAllDirty(cache: CacheContext, errno: number, reason
           v.lock.release();
         }
         Atomics.notify(I, v.i + VnodeI32.StoresInFlight);
-        await salvage(cache, v.fid, batch.stores.map((st) => ({ offset: st.firstBlock * cache.blockSize, bytes: st.bytes })), errno, reason);
+        await salvage(cache, v.fid, batch.stores, errno, reason);
         files++;
         return;
       }
@@ -183,7 +189,11 @@ async function storesAnswered(cache: CacheContext, v: Vnode, inFlight: number): 
   if (r.async) await r.value;
 }
 
-/** Under the write lock: takes v's dirty state into a batch of stores. */
+/**
+ * Under the write lock: takes v's dirty state into a batch of stores: the bytes written
+ * (each buffer's dirtyLo..dirtyHi, never the clean bytes around them), in runs of
+ * contiguous bytes of at most a chunk.
+ */
 function takeDirty(cache: CacheContext, v: Vnode): StoreBatch {
   assertWriteLocked(v, 'takeDirty');
   const H = cache.v.headers;
@@ -197,25 +207,42 @@ function takeDirty(cache: CacheContext, v: Vnode): StoreBatch {
   const length = F[v.f + VnodeF64.Length]!;
   slots.sort((a, b) => blockOf(H, a * HEADER_I32) - blockOf(H, b * HEADER_I32));
   const stores: PendingStore[] = [];
+  // Buffers with nothing left to send (truncated away past their bytes) ride along, so
+  // that the batch still releases their holds.
+  const riders: number[] = [];
+  const rangeOf = (slot: number): [number, number] => {
+    const h = slot * HEADER_I32;
+    const blockStart = blockOf(H, h) * bs;
+    return [blockStart + Atomics.load(H, h + HeaderI32.DirtyLo), Math.min(blockStart + Atomics.load(H, h + HeaderI32.DirtyHi), length)];
+  };
   for (const slot of slots) {
-    const block = blockOf(H, slot * HEADER_I32);
-    const last = stores[stores.length - 1];
-    if (last !== undefined && last.firstBlock + last.slots.length === block && last.slots.length < cache.chunkBlocks) {
-      last.slots.push(slot);
-    } else {
-      stores.push({ firstBlock: block, slots: [slot], bytes: new Uint8Array(0) });
-    }
     const hs = slot * HEADER_I32 + HeaderI32.State;
     Atomics.store(H, hs, (Atomics.load(H, hs) & ~BufferState.Dirty) | BufferState.Storing);
+    const [start, end] = rangeOf(slot);
+    if (end <= start) {
+      riders.push(slot);
+      continue;
+    }
+    const last = stores[stores.length - 1];
+    if (last !== undefined && last.end === start && end - last.offset <= cache.chunkBlocks * bs) {
+      last.slots.push(slot);
+      last.end = end;
+    } else {
+      stores.push({ offset: start, end, slots: [slot], bytes: new Uint8Array(0) });
+    }
+  }
+  if (riders.length > 0) {
+    if (stores.length === 0) stores.push({ offset: 0, end: 0, slots: [], bytes: new Uint8Array(0) });
+    stores[stores.length - 1]!.slots.push(...riders);
   }
   const data = cache.v.data;
   for (const st of stores) {
-    const start = st.firstBlock * bs;
-    const n = Math.max(0, Math.min(st.slots.length * bs, length - start));
-    st.bytes = new Uint8Array(n);
-    for (let k = 0; k < st.slots.length && k * bs < n; k++) {
-      const from = st.slots[k]! * bs;
-      st.bytes.set(data.subarray(from, from + Math.min(bs, n - k * bs)), k * bs);
+    st.bytes = new Uint8Array(st.end - st.offset);
+    for (const slot of st.slots) {
+      const [start, end] = rangeOf(slot);
+      if (end <= start) continue;
+      const from = slot * bs + (start % bs);
+      st.bytes.set(data.subarray(from, from + (end - start)), start - st.offset);
     }
   }
   Atomics.store(I, v.i + VnodeI32.DirtyHead, -1);
@@ -231,11 +258,33 @@ function takeDirty(cache: CacheContext, v: Vnode): StoreBatch {
   F[v.f + VnodeF64.InFlightTruncPos] = truncPos;
   F[v.f + VnodeF64.TruncPos] = Infinity;
   // The vnode's dirty hold passes to this batch; a write during the store takes a new one.
-  Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_DIRTY_HELD);
+  // So does the knowledge that the file changed under these changes.
+  const flags = Atomics.and(I, v.i + VnodeI32.Flags, ~(VNODE_DIRTY_HELD | VNODE_CHANGED_UNDER_DIRTY));
   const rpcs = Math.max(1, stores.length);
   Atomics.add(I, v.i + VnodeI32.StoresInFlight, rpcs);
   Atomics.store(I, v.i + VnodeI32.StoreOwner, threadToken);
-  return { stores, truncPos, fileLength: length };
+  return {
+    stores,
+    truncPos,
+    fileLength: length,
+    baseVersion: F[v.f + VnodeF64.DataVersion]!,
+    conflict: (flags & VNODE_CHANGED_UNDER_DIRTY) !== 0,
+  };
+}
+
+/**
+ * Under the write lock, at the last reply of a batch: with nothing of ours unstored or in
+ * flight, the file is what the server has (its length too: after a conflict, that is the
+ * file as changed by someone else, with our bytes over it). A conflict this batch has
+ * answered for is not another batch's to count.
+ */
+function endBatch(cache: CacheContext, v: Vnode, serverLength: number, conflict: boolean): void {
+  const I = cache.v.vnodeI32;
+  if (conflict) cache.v.count('storeConflicts');
+  const idle = (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0 && Atomics.load(I, v.i + VnodeI32.StoresInFlight) === 0;
+  if (!idle) return;
+  cache.v.vnodeF64[v.f + VnodeF64.Length] = serverLength;
+  Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_CHANGED_UNDER_DIRTY);
 }
 
 /** Sends a batch, RPC by RPC; the first carries the truncation, the last the file's length. */
@@ -243,25 +292,29 @@ async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: O
   const I = cache.v.vnodeI32;
   const F = cache.v.vnodeF64;
   if (origin === 'store-behind') cache.v.count('storeBehindBatches');
-  const calls: Array<{ offset: number; bytes: Uint8Array; slots: number[] }> =
-    batch.stores.length > 0
-      ? batch.stores.map((s) => ({ offset: s.firstBlock * cache.blockSize, bytes: s.bytes, slots: s.slots }))
-      : [{ offset: 0, bytes: new Uint8Array(0), slots: [] }];
+  const calls: PendingStore[] = batch.stores.length > 0 ? batch.stores : [{ offset: 0, end: 0, bytes: new Uint8Array(0), slots: [] }];
   let done = 0;
+  let base = batch.baseVersion;
+  let conflict = batch.conflict;
   try {
     for (const call of calls) {
-      const options: { truncPos?: number; fileLength?: number } = {};
+      // A conflict (known before, or found by the server) leaves the length to the file
+      // as it is now: ours describes a file that has changed under us.
+      const options: { truncPos?: number; fileLength?: number; baseVersion: number } = { baseVersion: base };
       if (done === 0 && batch.truncPos !== Infinity) options.truncPos = batch.truncPos;
-      if (done === calls.length - 1) options.fileLength = batch.fileLength;
+      if (done === calls.length - 1 && !conflict) options.fileLength = batch.fileLength;
       cache.v.count('storeRpcs');
       cache.trace.store(v.fid, call.offset, call.bytes.length);
       const result = await rpc(cache, () => cache.server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions), origin);
       cache.v.count('storeBytes', call.bytes.length);
+      if (result.conflict === true) conflict = true;
+      base = result.dataVersion;
       await v.lock.writeAsync();
       try {
         const before = F[v.f + VnodeF64.BufDataVersionLow]!;
         applyServerVersion(cache, v, result.dataVersion, result.length);
         Atomics.sub(I, v.i + VnodeI32.StoresInFlight, 1);
+        if (done === calls.length - 1) endBatch(cache, v, result.length, conflict);
         if (F[v.f + VnodeF64.BufDataVersionLow] === before) cache.v.count('buffersKeptValid', Atomics.load(I, v.i + VnodeI32.Cached));
         else cache.v.count('buffersInvalidated');
         F[v.f + VnodeF64.ServerLength] = result.length;
@@ -281,7 +334,7 @@ async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: O
     try {
       const slots = left.flatMap((c) => c.slots);
       if (permanent) dropRefused(cache, v, slots, left.length, errnoOf(e)!);
-      else returnUnstored(cache, v, slots, left.length);
+      else returnUnstored(cache, v, slots, left.length, conflict);
     } finally {
       v.lock.release();
     }

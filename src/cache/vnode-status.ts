@@ -20,7 +20,7 @@ import type { Fid } from '../core/fid.js';
 import type { FileStatus } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
 import { assertWriteLocked, rpc, vnodeLock, type CacheContext, type Origin, type Vnode } from './context.js';
-import { VNODE_DIRTY_HELD, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityIs, storeIdentity } from './layout.js';
+import { VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityIs, storeIdentity } from './layout.js';
 import { nextRange } from './version-range.js';
 
 /** Runs `op` on fid's vnode, held (and so never recycled) until `op` settles. */
@@ -170,8 +170,10 @@ export function applyServerVersion(cache: CacheContext, v: Vnode, version: numbe
     Atomics.store(I, v.i + VnodeI32.Cached, dirtyCount(cache, v));
     F[v.f + VnodeF64.ServerLength] = length;
     // Unstored writes and truncations of ours, and those being stored, still decide
-    // the length we show.
+    // the length we show; but they were made over a file that has since changed, so
+    // their store is a conflict (store.ts).
     if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0 && inFlight === 0) F[v.f + VnodeF64.Length] = length;
+    else Atomics.or(I, v.i + VnodeI32.Flags, VNODE_CHANGED_UNDER_DIRTY);
   }
 }
 

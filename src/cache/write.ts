@@ -5,7 +5,8 @@
  * Invariants:
  * - Under the write lock. A write makes the blocks it touches dirty and valid; the bytes
  *   of a partly written block that it leaves alone must be known first (fetched), unless
- *   they lie past the zero point and so are zeros by rule.
+ *   they lie past the zero point and so are zeros by rule. Each dirty buffer says which of
+ *   its bytes were written (dirtyLo, dirtyHi), so a store never sends clean bytes back.
  * - A buffer made dirty turns the lookup's reference into its dirty hold (disowned), and
  *   the vnode takes its own dirty hold, so neither is recycled or dropped by a thread's
  *   exit before the data is stored.
@@ -86,6 +87,15 @@ function writeBlock(cache: CacheContext, v: Vnode, pos: number, end: number, dat
   }
   cache.v.data.set(data.subarray(pos - dataBase, pos - dataBase + n), slot * bs + within);
   cache.v.versions[slot] = F[v.f + VnodeF64.DataVersion]!;
+  // The bytes a store will send: only what was written. While an older batch with this
+  // block is in flight the range grows from its range, which comes back if that store fails.
+  if ((state & (BufferState.Dirty | BufferState.Storing)) !== 0) {
+    Atomics.store(H, h + HeaderI32.DirtyLo, Math.min(Atomics.load(H, h + HeaderI32.DirtyLo), within));
+    Atomics.store(H, h + HeaderI32.DirtyHi, Math.max(Atomics.load(H, h + HeaderI32.DirtyHi), within + n));
+  } else {
+    Atomics.store(H, h + HeaderI32.DirtyLo, within);
+    Atomics.store(H, h + HeaderI32.DirtyHi, within + n);
+  }
   if ((state & BufferState.Dirty) === 0) {
     linkDirty(cache, v, slot);
     markVnodeDirty(cache, v);

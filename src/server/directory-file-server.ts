@@ -46,7 +46,7 @@ import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
 import { BackingDir, checkBytePath, fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type BackingAttr, type Time } from './backing-dir.js';
-import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions } from './file-server.js';
+import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions, type StoreReply } from './file-server.js';
 import { Callbacks } from './callbacks.js';
 import { ServerError } from './server-error.js';
 
@@ -463,13 +463,15 @@ class DirectoryConnection implements FileServer {
     });
   }
 
-  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
+  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<StoreReply> {
     return this.#server.serve('storeData', fid, async (f) => {
+      // serve() has just looked at the file: a change made outside is in dataVersion now.
+      const conflict = options.baseVersion !== undefined && options.baseVersion !== f.dataVersion;
       await this.#withFile(f, constants.O_RDWR, async (h) => {
         if (options.truncPos !== undefined && options.truncPos < Number((await fd.fstat(h)).size)) await fd.ftruncate(h, options.truncPos);
         let put = 0;
         while (put < data.length) put += await fd.write(h, data, put, data.length - put, offset + put);
-        if (options.fileLength !== undefined) await fd.ftruncate(h, options.fileLength);
+        if (options.fileLength !== undefined && !conflict) await fd.ftruncate(h, options.fileLength);
         // Stored means on disk: a crash after the reply must not lose what we acknowledged.
         await fd.fdatasync(h);
       });
@@ -477,7 +479,7 @@ class DirectoryConnection implements FileServer {
       this.#server.counters.bytesStored += data.length;
       this.#callbacks.promise(fid);
       this.#server.breakCallbacks(fid, this);
-      return this.#server.restamp(f);
+      return { ...(await this.#server.restamp(f)), conflict };
     });
   }
 

@@ -38,6 +38,18 @@ export interface StoreOptions {
   readonly truncPos?: number;
   /** The file's length after the store: extends with zeros or truncates after writing. */
   readonly fileLength?: number;
+  /**
+   * The data version the caller's bytes were written over. If the file has changed
+   * since (another client, or a change made outside the server), the store is a
+   * conflict: the bytes are written over the file as it is now, `fileLength` is not
+   * applied (it describes a file that no longer exists), and the reply says so.
+   */
+  readonly baseVersion?: number;
+}
+
+/** storeData's answer: the status after the store, and whether it was a conflict. */
+export interface StoreReply extends FileStatus {
+  readonly conflict?: boolean;
 }
 
 /**
@@ -51,7 +63,7 @@ export interface FileServer {
   fetchStatus(fid: Fid, identity?: Identity): Promise<StatusReply>;
   fetchData(fid: Fid, offset: number, length: number): Promise<FetchResult>;
   /** Writes `data` at `offset` (after `truncPos`, before `fileLength`); one new data version. */
-  storeData(fid: Fid, offset: number, data: Uint8Array, options?: StoreOptions): Promise<FileStatus>;
+  storeData(fid: Fid, offset: number, data: Uint8Array, options?: StoreOptions): Promise<StoreReply>;
   /** Adds a listener for callback breaks on this connection. */
   onCallbackBreak(listener: (fid: Fid) => void): void;
 }

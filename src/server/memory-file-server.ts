@@ -3,7 +3,7 @@ import { setImmediate as nextTurn, setTimeout as timer } from 'node:timers/promi
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
-import { Rights, type FetchResult, type FileServer, type FileStatus, type Identity, type StatusReply, type StoreOptions } from './file-server.js';
+import { Rights, type FetchResult, type FileServer, type FileStatus, type Identity, type StatusReply, type StoreOptions, type StoreReply } from './file-server.js';
 import { Callbacks } from './callbacks.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
 
@@ -246,21 +246,22 @@ class MemoryConnection implements FileServer {
     });
   }
 
-  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
+  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<StoreReply> {
     const copy = data.slice(); // the server keeps its own bytes, as over a network
     return this.#server.serve('storeData', fid, () => copy.length, () => {
       const f = this.#server.file(fid);
+      const conflict = options.baseVersion !== undefined && options.baseVersion !== f.dataVersion;
       if (options.truncPos !== undefined) setLength(f, Math.min(f.length, options.truncPos));
       if (copy.length > 0) {
         if (offset + copy.length > f.length) setLength(f, offset + copy.length);
         f.bytes.set(copy, offset);
       }
-      if (options.fileLength !== undefined) setLength(f, options.fileLength);
+      if (options.fileLength !== undefined && !conflict) setLength(f, options.fileLength);
       f.dataVersion++;
       this.#server.counters.bytesStored += copy.length;
       this.#callbacks.promise(fid);
       this.#server.breakCallbacks(fid, this);
-      return { dataVersion: f.dataVersion, length: f.length };
+      return { dataVersion: f.dataVersion, length: f.length, conflict };
     });
   }
 }

@@ -8,7 +8,7 @@
 import { BroadcastChannel, threadId } from 'node:worker_threads';
 
 import { Fid, type FidFields } from '../core/fid.js';
-import type { FetchResult, FileServer, FileStatus, Identity, StatusReply, StoreOptions } from './file-server.js';
+import type { FetchResult, FileServer, Identity, StatusReply, StoreOptions, StoreReply } from './file-server.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
 
 type Call =
@@ -19,7 +19,7 @@ type Call =
 type Request = Call & { id: number; reply: string };
 
 type Reply =
-  | { id: number; ok: true; value: FileStatus | FetchResult }
+  | { id: number; ok: true; value: StoreReply | FetchResult | StatusReply }
   /** A failure: its ServerError kind (if one) and its errno (if one: ENOSPC stays ENOSPC across threads). */
   | { id: number; ok: false; kind: ServerFaultKind | undefined; message: string; errno: number | undefined };
 
@@ -115,7 +115,7 @@ export class RemoteFileServer implements FileServer {
     return this.#call({ op: 'fetchData', fid: fid.toJSON(), offset, length });
   }
 
-  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<FileStatus> {
+  storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<StoreReply> {
     return this.#call({ op: 'storeData', fid: fid.toJSON(), offset, data, options });
   }
 
