@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -104,5 +104,71 @@ test('a store refused for good is reported once to each open handle, by fsync or
     assert.deepEqual(JSON.parse(out), ['ENOENT', 'ok', 'ENOENT', 'ok', 'ok']);
     const salvaged = readdirSync(path.join(base, 'salvage')).filter((n) => n !== 'salvage.log');
     assert.equal(salvaged.reduce((n, name) => n + readFileSync(path.join(base, 'salvage', name)).length, 0), 100 * 1024 + 1, 'every unstored byte salvaged');
+  });
+});
+
+test('while stores fail (a full disk) and after they recover, stat and read through the mount always agree', { skip, timeout: 120_000 }, async (t) => {
+  await withTmpfsMount(t, 'agree', '16m', (base) => ['--salvage-dir', path.join(base, 'salvage')], async (m) => {
+    const filler = path.join(m.backing, 'filler');
+    writeFileSync(filler, Buffer.alloc(15 * MiB, 1)); // written outside: the disk is nearly full
+    const code = `
+      const fs = require('fs');
+      const [file, existing] = process.argv.slice(1);
+      const samples = [];
+      const sample = (what) => {
+        for (const p of [file, existing]) {
+          const size = fs.statSync(p).size;
+          const read = fs.readFileSync(p).length;
+          samples.push({ what, p, size, read });
+        }
+      };
+      fs.writeFileSync(existing, 'ninebytes');
+      const a = fs.openSync(file, 'w');
+      const b = fs.openSync(existing, 'r+');
+      for (let off = 0; off < 3 * 1024 * 1024; off += 256 * 1024) fs.writeSync(a, Buffer.alloc(256 * 1024, 5), 0, 256 * 1024, off);
+      fs.writeSync(b, Buffer.alloc(256 * 1024, 6), 0, 256 * 1024, 0);
+      sample('written');
+      const failed = [];
+      for (let i = 0; i < 3; i++) {
+        for (const fd of [a, b]) { try { fs.fsyncSync(fd); failed.push('ok'); } catch (e) { failed.push(e.code); } }
+        sample('after a failed store ' + i);
+      }
+      process.stdout.write(JSON.stringify({ failed }) + '\\n');
+      // The operator frees space; the test tells us when.
+      process.stdin.once('data', () => {
+        sample('space freed');
+        fs.fsyncSync(a); fs.fsyncSync(b);
+        sample('stored');
+        fs.closeSync(a); fs.closeSync(b);
+        sample('closed');
+        process.stdout.write(JSON.stringify({ samples }) + '\\n');
+      });`;
+    const p = spawn(process.execPath, ['-e', code, path.join(m.mountpoint, 'new'), path.join(m.mountpoint, 'existing')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    let buf = '';
+    const nextLine = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const check = (): void => {
+          const i = buf.indexOf('\n');
+          if (i >= 0) {
+            lines.push(buf.slice(0, i));
+            buf = buf.slice(i + 1);
+            resolve(lines[lines.length - 1]!);
+          } else if (p.exitCode !== null) reject(new Error(`writer exited ${p.exitCode}`));
+          else setTimeout(check, 20);
+        };
+        check();
+      });
+    p.stdout!.on('data', (d: Buffer) => (buf += d.toString()));
+    const { failed } = JSON.parse(await nextLine()) as { failed: string[] };
+    assert.ok(failed.includes('ENOSPC'), `the stores failed while the disk was full: ${failed}`);
+    unlinkSync(filler);
+    p.stdin!.write('go\n');
+    const { samples } = JSON.parse(await nextLine()) as { samples: Array<{ what: string; p: string; size: number; read: number }> };
+    for (const s of samples) assert.equal(s.size, s.read, `${s.what}: ${path.basename(s.p)} stats as ${s.size} and reads ${s.read}`);
+    const final = samples.filter((s) => s.what === 'closed').map((s) => s.size);
+    assert.deepEqual(final, [3 * MiB, 256 * 1024]);
+    assert.equal(readFileSync(path.join(m.backing, 'new')).length, 3 * MiB);
+    assert.equal(readFileSync(path.join(m.backing, 'existing')).length, 256 * 1024);
   });
 });

@@ -98,12 +98,23 @@ export function holdIfCurrent(cache: CacheContext, fid: Fid): number {
   return -1;
 }
 
-/** The file's length if its status is current (see holdIfCurrent); never an RPC. */
+/**
+ * The file's length as this client sees it, if the cache can say without an RPC: its
+ * status is current (see holdIfCurrent), or it has unstored changes, whose length is the
+ * one every read of it uses until they are stored, whatever the server says meanwhile
+ * (a store that failed half-way, say). Otherwise undefined.
+ */
 export function cachedLength(cache: CacheContext, fid: Fid): number | undefined {
-  const slot = holdIfCurrent(cache, fid);
+  const slot = cache.vnodes.findHold(fid);
   if (slot < 0) return undefined;
   try {
-    return cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]!;
+    const I = cache.v.vnodeI32;
+    const i = slot * VNODE_I32;
+    if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return undefined;
+    const current = Atomics.load(I, i + VnodeI32.StatusSeq) === Atomics.load(I, i + VnodeI32.BreakSeq) &&
+      cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.DataVersion]! >= 0;
+    const unstored = (Atomics.load(I, i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0 || Atomics.load(I, i + VnodeI32.StoresInFlight) > 0;
+    return current || unstored ? cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]! : undefined;
   } finally {
     cache.vnodes.release(slot);
   }

@@ -614,7 +614,7 @@ export class CacheMount {
   async #flush(r: FuseRequest): Promise<void> {
     const file = this.#files.get(r.fh!);
     if (file === undefined) this.#session.replyError(r.id, 0);
-    else await this.#data.flush(r, file.fid);
+    else await this.#data.flush(r, file.fid, r.op === this.#ops.fsync);
   }
 
   async #unlink(r: FuseRequest): Promise<void> {

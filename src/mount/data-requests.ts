@@ -66,14 +66,16 @@ export class DataRequests {
   }
 
   /**
-   * close(2) and fsync(2): the file's dirty data is stored before they return. A store of
+   * close(2) and fsync(2) (`fsync`): the file's dirty data is stored before they return. A store of
    * the file refused for good since this handle last looked (by any handle's flush, or
    * store-behind) is reported to it once, with its errno, as Linux does (errseq_t); a
    * transient failure (ENOSPC, say) is reported as itself, and the data stays dirty.
    */
-  async flush(r: FuseRequest, fid: Fid): Promise<void> {
+  async flush(r: FuseRequest, fid: Fid, fsync: boolean): Promise<void> {
     const cache = this.#cache;
-    if (cache === undefined) {
+    // close(2) of a handle that never wrote (a reader's) stores nothing and reports
+    // nothing: another handle's unstored data and its failures are that handle's.
+    if (cache === undefined || (!fsync && !this.#errorSeen.has(r.fh!))) {
       this.#session.replyError(r.id, 0);
       return;
     }

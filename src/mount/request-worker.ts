@@ -46,7 +46,7 @@ function serve(r: FuseRequest): Promise<void> {
   const fid = new Fid(...r.fid!);
   if (r.op === fuse.ops.read) return data.read(r, fid);
   if (r.op === fuse.ops.write) return data.write(r, fid);
-  return data.flush(r, fid);
+  return data.flush(r, fid, r.op === fuse.ops.fsync);
 }
 
 parentPort!.on('message', (m: RequestWorkerMessage) => {

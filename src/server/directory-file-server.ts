@@ -467,13 +467,23 @@ class DirectoryConnection implements FileServer {
     return this.#server.serve('storeData', fid, async (f) => {
       // serve() has just looked at the file: a change made outside is in dataVersion now.
       const conflict = options.baseVersion !== undefined && options.baseVersion !== f.dataVersion;
-      await this.#withFile(f, constants.O_RDWR, async (h) => {
+      const write = async (h: number): Promise<void> => {
         if (options.truncPos !== undefined && options.truncPos < Number((await fd.fstat(h)).size)) await fd.ftruncate(h, options.truncPos);
         let put = 0;
         while (put < data.length) put += await fd.write(h, data, put, data.length - put, offset + put);
         if (options.fileLength !== undefined && !conflict) await fd.ftruncate(h, options.fileLength);
         // Stored means on disk: a crash after the reply must not lose what we acknowledged.
         await fd.fdatasync(h);
+      };
+      await this.#withFile(f, constants.O_RDWR, async (h) => {
+        try {
+          await write(h);
+        } catch (e) {
+          // A store that failed half-way (ENOSPC, say) may have changed the file: that
+          // is our doing, not a foreign change, and the client will send it again.
+          await this.#server.restamp(f).catch(() => {});
+          throw e;
+        }
       });
       f.dataVersion++;
       this.#server.counters.bytesStored += data.length;

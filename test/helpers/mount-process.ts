@@ -141,7 +141,11 @@ export async function withTmpfsMount(
     await body(m, base);
   } finally {
     if (m !== undefined) {
+      // A test that failed half-way may leave the mount retrying stores for good.
+      const cli = m.cli;
+      const kill = setTimeout(() => cli.kill('SIGKILL'), 15_000);
       await m.stop();
+      clearTimeout(kill);
       if (mounted(m.mountpoint)) execFileSync('umount', ['-l', m.mountpoint]);
     }
     execFileSync('umount', ['-l', backing]);
