@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -19,7 +21,7 @@ const BLOCK = 512;
 const CHUNK = 2048;
 const FAULT_RATE = 0.03;
 
-test(`fsx: ${OPS} operations from ${WORKERS} workers and a second client, with faults, never a wrong byte`, { timeout: 20 * 60_000 }, async (t) => {
+test(`fsx: ${OPS} operations from ${WORKERS} workers and a second client, with transient faults and stores refused for good, never a wrong byte`, { timeout: 20 * 60_000 }, async (t) => {
   const { next, seed } = seededRandom();
   t.diagnostic(`seed ${seed} (replay: CMKIT_SEED=${seed} CMKIT_FSX_OPS=${OPS} node --test dist/test/cache-fsx.test.js)`);
   const rand = (n: number): number => next() % n;
@@ -39,7 +41,9 @@ test(`fsx: ${OPS} operations from ${WORKERS} workers and a second client, with f
     server.createFile(fids[k]!, initial);
     return initial;
   });
+  const salvageDir = mkdtempSync(path.join(os.tmpdir(), 'cmkit-fsx-salvage-'));
   const cm = CacheManager.create(server.connect(), {
+    salvageDir,
     blockSize: BLOCK,
     chunkSize: CHUNK,
     cacheSize: 16 * CHUNK,
@@ -67,6 +71,17 @@ test(`fsx: ${OPS} operations from ${WORKERS} workers and a second client, with f
     truncate: async (k, length) => (await run(k, { op: 'truncate', length })).failures,
     flush: async (k) => (await run(k, { op: 'flush' })).failures,
     evict: async (k) => (await run(k, { op: 'evict' })).failures,
+    refusedFlush: async (k) => {
+      // ENOENT: the file is gone as far as the store can tell, so nothing can succeed.
+      const before = cm.storeError(fids[k]!).seq;
+      server.injectFault({ rpc: 'storeData', kind: 'error', fid: fids[k]!, errno: -2, count: 1e9 });
+      try {
+        await run(k, { op: 'flush' });
+      } finally {
+        server.clearFaults();
+      }
+      return cm.storeError(fids[k]!).seq !== before;
+    },
     serverContents: async (k) => server.contents(fids[k]!),
     secondClient: async (k, offset, data) => {
       for (let failures = 0; ; failures++) {
@@ -102,5 +117,6 @@ test(`fsx: ${OPS} operations from ${WORKERS} workers and a second client, with f
   } finally {
     await pool.destroy();
     await cm.close();
+    rmSync(salvageDir, { recursive: true, force: true });
   }
 });

@@ -90,11 +90,14 @@ test('a source tree copied in with tar and out again: diff -r is clean (served o
   });
 });
 
-test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, never a wrong byte`, { skip, timeout: 30 * 60_000 }, async (t) => {
+test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, stores refused for good and failing for a while, never a wrong byte`, { skip, timeout: 30 * 60_000 }, async (t) => {
   const BLOCK = 4096;
   const CHUNK = 16384;
   // A cache far smaller than the files' traffic: buffers are recycled all the time.
-  await withMount('fsx', ['--block-size', '4096', '--chunk-size', '16K', '--cache-size', '1M'], async (m) => {
+  // The backing directory is a tmpfs: the run makes it refuse stores for good (chattr +i:
+  // EPERM) and for a while (read-only: EROFS).
+  const opts = (base: string): string[] => ['--block-size', '4096', '--chunk-size', '16K', '--cache-size', '1M', '--salvage-dir', path.join(base, 'salvage')];
+  await withTmpfsMount(t, 'fsx', '64m', opts, async (m) => {
     const { next, seed } = seededRandom();
     t.diagnostic(`seed ${seed} (replay: CMKIT_SEED=${seed} CMKIT_MOUNT_FSX_OPS=${FSX_OPS} node --test dist/test/mount-fuse.test.js)`);
     const sizes = [BLOCK - 1, CHUNK + 1, 3 * CHUNK - BLOCK / 2, 7 * CHUNK + 3];
@@ -105,13 +108,52 @@ test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, neve
       return b;
     });
     const inMount = (k: number): string => path.join(m.mountpoint, `f${k}`);
+    // chattr and mount run from a shell started before any file is open: a process
+    // forked while our files are open closes its copies at exec, and each close is a
+    // FLUSH that would store the very data the fault is meant to catch unstored.
+    const shell = spawn('sh', ['-c', 'while read -r cmd; do eval "$cmd" >/dev/null 2>&1; echo $?; done'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let shellOut = '';
+    shell.stdout!.on('data', (d: Buffer) => (shellOut += d.toString()));
+    const sh = async (cmd: string): Promise<number> => {
+      shell.stdin!.write(`${cmd}\n`);
+      while (!shellOut.includes('\n')) await new Promise((resolve) => setTimeout(resolve, 1));
+      const line = shellOut.slice(0, shellOut.indexOf('\n'));
+      shellOut = shellOut.slice(line.length + 1);
+      return Number(line);
+    };
+    const must = async (cmd: string): Promise<void> => assert.equal(await sh(cmd), 0, cmd);
     const handles: FileHandle[] = [];
     for (let k = 0; k < sizes.length; k++) handles.push(await open(inMount(k), 'r+'));
     const reopen = async (k: number): Promise<void> => {
       await handles[k]!.close();
       handles[k] = await open(inMount(k), 'r+');
     };
-    const target: FsxTarget = {
+    // A read-only backing directory fails every file's operations, not only the one
+    // flushed: the failing flush runs alone (the other files' steps wait for it).
+    let running = 0;
+    let exclusive: Promise<void> = Promise.resolve();
+    const shared = async <T>(fn: () => Promise<T>): Promise<T> => {
+      await exclusive;
+      running++;
+      try {
+        return await fn();
+      } finally {
+        running--;
+      }
+    };
+    const alone = async (fn: () => Promise<void>): Promise<void> => {
+      let done!: () => void;
+      const previous = exclusive;
+      exclusive = new Promise((resolve) => (done = resolve));
+      await previous;
+      while (running > 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      try {
+        await fn();
+      } finally {
+        done();
+      }
+    };
+    const plain: FsxTarget = {
       read: async (k, offset, length) => {
         const bytes = new Uint8Array(length);
         let got = 0;
@@ -155,6 +197,46 @@ test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, neve
         await reopen(k);
         return 0;
       },
+      refusedFlush: async (k) => {
+        const backing = path.join(m.backing, `f${k}`);
+        await must(`chattr +i '${backing}'`);
+        let refused = false;
+        try {
+          await handles[k]!.sync();
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'EPERM') throw e;
+          refused = true;
+        } finally {
+          await must(`chattr -i '${backing}'`);
+        }
+        // The kernel still has the refused bytes in its pages; a new open drops them.
+        if (refused) await reopen(k);
+        return refused;
+      },
+      failingFlush: (k) => alone(async () => {
+        // Remounting read-only waits for no store of another file to be writing.
+        for (let tries = 0; (await sh(`mount -o remount,ro '${m.backing}'`)) !== 0; tries++) {
+          assert.ok(tries < 100, 'the backing tmpfs could be remounted read-only');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        try {
+          await handles[k]!.sync();
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'EROFS') throw e;
+        } finally {
+          await must(`mount -o remount,rw '${m.backing}'`);
+        }
+      }),
+    };
+    const target: FsxTarget = {
+      ...plain,
+      read: (k, offset, length) => shared(() => plain.read(k, offset, length)),
+      write: (k, offset, data) => shared(() => plain.write(k, offset, data)),
+      truncate: (k, length) => shared(() => plain.truncate(k, length)),
+      flush: (k) => shared(() => plain.flush(k)),
+      evict: (k) => shared(() => plain.evict(k)),
+      secondClient: (k, offset, data) => shared(() => plain.secondClient(k, offset, data)),
+      refusedFlush: (k) => shared(() => plain.refusedFlush!(k)),
     };
     try {
       const { counts } = await runFsx({ ops: FSX_OPS, block: BLOCK, chunk: CHUNK, initial, target, next, seed });
@@ -162,6 +244,7 @@ test(`fsx through the mount: ${FSX_OPS} operations with plain system calls, neve
       t.diagnostic(`mount stats: ${JSON.stringify(stats(m))}`);
     } finally {
       for (const h of handles) await h.close();
+      shell.stdin!.end();
     }
   });
 });

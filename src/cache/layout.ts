@@ -34,7 +34,8 @@
  * |         |         |     | until clean), STORE_QUEUED (A: a store-behind job is      |
  * |         |         |     | queued or running) and CHANGED_UNDER_DIRTY (W: someone    |
  * |         |         |     | else changed the file while we had unstored changes: the  |
- * |         |         |     | next store is a conflict)                                 |
+ * |         |         |     | next store is a conflict) and LENGTH_SET (W: a truncation |
+ * |         |         |     | set the length since the last store)                      |
  * | 64-79   | i32[16..19] | C | identity: the Fid the record was initialized for;       |
  * |         |         |     | written last, so a thread that finds a new entry before   |
  * |         |         |     | it is ready sees a mismatch and waits                     |
@@ -120,6 +121,7 @@ export const enum VnodeI32 {
 export const VNODE_DIRTY_HELD = 1;
 export const VNODE_STORE_QUEUED = 2;
 export const VNODE_CHANGED_UNDER_DIRTY = 4;
+export const VNODE_LENGTH_SET = 8;
 
 export const HEADER_BYTES = 40;
 export const HEADER_I32 = HEADER_BYTES / 4;

@@ -17,9 +17,9 @@
  *   is dirty again too.
  */
 
-import { forEachBufferOf, linkDirty } from './buffers.js';
+import { forEachBufferOf, isValid, linkDirty } from './buffers.js';
 import { assertWriteLocked, type CacheContext, type Vnode } from './context.js';
-import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VnodeF64, VnodeI32 } from './layout.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_LENGTH_SET, VnodeF64, VnodeI32 } from './layout.js';
 
 /** Under the write lock: the thread storing v's batch exited; the batch is dirty again. */
 export function reclaimBatchOfDeadThread(cache: CacheContext, v: Vnode): void {
@@ -38,10 +38,18 @@ export function reclaimBatchOfDeadThread(cache: CacheContext, v: Vnode): void {
  * Under the write lock: a store failed with `rpcsLeft` of its RPCs unanswered; `slots`
  * are the buffers those RPCs carried.
  */
-export function returnUnstored(cache: CacheContext, v: Vnode, slots: readonly number[], rpcsLeft: number, conflict: boolean): void {
+export function returnUnstored(
+  cache: CacheContext,
+  v: Vnode,
+  slots: readonly number[],
+  rpcsLeft: number,
+  conflict: boolean,
+  lengthSet: boolean,
+): void {
   assertWriteLocked(v, 'returnUnstored');
   for (const slot of slots) returnToDirty(cache, v, slot);
-  if (conflict) Atomics.or(cache.v.vnodeI32, v.i + VnodeI32.Flags, VNODE_CHANGED_UNDER_DIRTY);
+  const flags = (conflict ? VNODE_CHANGED_UNDER_DIRTY : 0) | (lengthSet ? VNODE_LENGTH_SET : 0);
+  if (flags !== 0) Atomics.or(cache.v.vnodeI32, v.i + VnodeI32.Flags, flags);
   Atomics.sub(cache.v.vnodeI32, v.i + VnodeI32.StoresInFlight, rpcsLeft);
   returnTruncation(cache, v);
   returnVnodeHold(cache, v);
@@ -50,9 +58,10 @@ export function returnUnstored(cache: CacheContext, v: Vnode, slots: readonly nu
 /**
  * Under the write lock: a store failed for good with `errno` (the caller salvages the
  * bytes); `slots` are the buffers its unanswered RPCs carried. They leave the cache
- * (what the server has is what the file is now), the batch's truncation is dropped, the
- * failure is recorded for every handle to see once (storeErrorSeq), and the status is no
- * longer current, so the next look at the file asks the server.
+ * (what the server has is what the file is now, so its clean buffers go too), the
+ * batch's truncation is dropped, the failure is recorded for every handle to see once
+ * (storeErrorSeq), and the status is no longer current, so the next look at the file
+ * asks the server.
  */
 export function dropRefused(cache: CacheContext, v: Vnode, slots: readonly number[], rpcsLeft: number, errno: number): void {
   assertWriteLocked(v, 'dropRefused');
@@ -72,6 +81,13 @@ export function dropRefused(cache: CacheContext, v: Vnode, slots: readonly numbe
   Atomics.sub(I, v.i + VnodeI32.StoresInFlight, rpcsLeft);
   cache.v.vnodeF64[v.f + VnodeF64.InFlightTruncPos] = Infinity;
   cache.vnodes.releaseDisowned(v.slot); // the batch's hold on the vnode
+  // Clean buffers may hold what the refused changes made of them (the zeroed tail of a
+  // truncation that never reached the server): none of them is trusted any more.
+  forEachBufferOf(cache, v, 0, Infinity, (slot, state) => {
+    if ((state & (BufferState.Dirty | BufferState.Busy | BufferState.Storing)) !== 0 || (state & BufferState.Valid) === 0) return;
+    if (isValid(cache, v, slot, state)) Atomics.sub(I, v.i + VnodeI32.Cached, 1);
+    Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, 0);
+  });
   // With nothing of ours left unstored, the file is what the server has, length too.
   if ((Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0 && Atomics.load(I, v.i + VnodeI32.StoresInFlight) === 0) {
     cache.v.vnodeF64[v.f + VnodeF64.Length] = cache.v.vnodeF64[v.f + VnodeF64.ServerLength]!;

@@ -23,7 +23,7 @@ import type { Fid } from '../core/fid.js';
 import type { StoreOptions } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
 import { assertWriteLocked, rpc, schedule, type CacheContext, type Origin, type Vnode } from './context.js';
-import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_LENGTH_SET, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
 import { dropRefused, reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
 import { salvage } from './salvage.js';
 import { errnoOf, storeFailure } from './store-error.js';
@@ -48,6 +48,8 @@ interface StoreBatch {
   readonly baseVersion: number;
   /** Someone else changed the file while these changes were unstored. */
   readonly conflict: boolean;
+  /** A truncation set fileLength (it then holds over a conflict). */
+  readonly lengthSet: boolean;
 }
 
 /**
@@ -259,7 +261,7 @@ function takeDirty(cache: CacheContext, v: Vnode): StoreBatch {
   F[v.f + VnodeF64.TruncPos] = Infinity;
   // The vnode's dirty hold passes to this batch; a write during the store takes a new one.
   // So does the knowledge that the file changed under these changes.
-  const flags = Atomics.and(I, v.i + VnodeI32.Flags, ~(VNODE_DIRTY_HELD | VNODE_CHANGED_UNDER_DIRTY));
+  const flags = Atomics.and(I, v.i + VnodeI32.Flags, ~(VNODE_DIRTY_HELD | VNODE_CHANGED_UNDER_DIRTY | VNODE_LENGTH_SET));
   const rpcs = Math.max(1, stores.length);
   Atomics.add(I, v.i + VnodeI32.StoresInFlight, rpcs);
   Atomics.store(I, v.i + VnodeI32.StoreOwner, threadToken);
@@ -269,6 +271,7 @@ function takeDirty(cache: CacheContext, v: Vnode): StoreBatch {
     fileLength: length,
     baseVersion: F[v.f + VnodeF64.DataVersion]!,
     conflict: (flags & VNODE_CHANGED_UNDER_DIRTY) !== 0,
+    lengthSet: (flags & VNODE_LENGTH_SET) !== 0,
   };
 }
 
@@ -299,10 +302,11 @@ async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: O
   try {
     for (const call of calls) {
       // A conflict (known before, or found by the server) leaves the length to the file
-      // as it is now: ours describes a file that has changed under us.
-      const options: { truncPos?: number; fileLength?: number; baseVersion: number } = { baseVersion: base };
+      // as it is now, unless a truncation of ours set it: our length describes a file
+      // that has changed under us.
+      const options: { truncPos?: number; fileLength?: number; fileLengthSet: boolean; baseVersion: number } = { baseVersion: base, fileLengthSet: batch.lengthSet };
       if (done === 0 && batch.truncPos !== Infinity) options.truncPos = batch.truncPos;
-      if (done === calls.length - 1 && !conflict) options.fileLength = batch.fileLength;
+      if (done === calls.length - 1 && (!conflict || batch.lengthSet)) options.fileLength = batch.fileLength;
       cache.v.count('storeRpcs');
       cache.trace.store(v.fid, call.offset, call.bytes.length);
       const result = await rpc(cache, () => cache.server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions), origin);
@@ -334,7 +338,7 @@ async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: O
     try {
       const slots = left.flatMap((c) => c.slots);
       if (permanent) dropRefused(cache, v, slots, left.length, errnoOf(e)!);
-      else returnUnstored(cache, v, slots, left.length, conflict);
+      else returnUnstored(cache, v, slots, left.length, conflict, batch.lengthSet);
     } finally {
       v.lock.release();
     }

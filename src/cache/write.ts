@@ -20,7 +20,7 @@ import { authorize } from './access.js';
 import { countCached, forEachBufferOf, holdBuffer, isValid, linkDirty, unlinkDirty, zero } from './buffers.js';
 import { assertWriteLocked, type CacheContext, type Caller, type Vnode } from './context.js';
 import { claimRun } from './fetch.js';
-import { BufferState, HEADER_I32, HeaderI32, VnodeF64, blockOf } from './layout.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_LENGTH_SET, VnodeF64, VnodeI32, blockOf } from './layout.js';
 import { lockedPass, walkBlocks } from './locked-pass.js';
 import type { Need } from './need.js';
 import { queueStoreBehind } from './store.js';
@@ -134,5 +134,7 @@ function truncateLocked(cache: CacheContext, v: Vnode, length: number): void {
     F[v.f + VnodeF64.TruncPos] = Math.min(F[v.f + VnodeF64.TruncPos]!, length);
   }
   F[v.f + VnodeF64.Length] = length;
+  // A length the user set holds even if the file changes under it (a conflict).
+  Atomics.or(cache.v.vnodeI32, v.i + VnodeI32.Flags, VNODE_LENGTH_SET);
   markVnodeDirty(cache, v);
 }

@@ -471,7 +471,7 @@ class DirectoryConnection implements FileServer {
         if (options.truncPos !== undefined && options.truncPos < Number((await fd.fstat(h)).size)) await fd.ftruncate(h, options.truncPos);
         let put = 0;
         while (put < data.length) put += await fd.write(h, data, put, data.length - put, offset + put);
-        if (options.fileLength !== undefined && !conflict) await fd.ftruncate(h, options.fileLength);
+        if (options.fileLength !== undefined && (!conflict || options.fileLengthSet === true)) await fd.ftruncate(h, options.fileLength);
         // Stored means on disk: a crash after the reply must not lose what we acknowledged.
         await fd.fdatasync(h);
       };

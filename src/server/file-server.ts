@@ -42,9 +42,12 @@ export interface StoreOptions {
    * The data version the caller's bytes were written over. If the file has changed
    * since (another client, or a change made outside the server), the store is a
    * conflict: the bytes are written over the file as it is now, `fileLength` is not
-   * applied (it describes a file that no longer exists), and the reply says so.
+   * applied unless `fileLengthSet` (it describes a file that no longer exists), and the
+   * reply says so.
    */
   readonly baseVersion?: number;
+  /** `fileLength` is one the caller set (a truncation), so it holds over a conflict too. */
+  readonly fileLengthSet?: boolean;
 }
 
 /** storeData's answer: the status after the store, and whether it was a conflict. */

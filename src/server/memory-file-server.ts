@@ -256,7 +256,7 @@ class MemoryConnection implements FileServer {
         if (offset + copy.length > f.length) setLength(f, offset + copy.length);
         f.bytes.set(copy, offset);
       }
-      if (options.fileLength !== undefined && !conflict) setLength(f, options.fileLength);
+      if (options.fileLength !== undefined && (!conflict || options.fileLengthSet === true)) setLength(f, options.fileLength);
       f.dataVersion++;
       this.#server.counters.bytesStored += copy.length;
       this.#callbacks.promise(fid);

@@ -23,6 +23,14 @@ export interface FsxTarget {
   secondClient(k: number, offset: number, data: Uint8Array): Promise<number>;
   /** What the target can tell of file k when a check fails. */
   describe?(k: number): Promise<string>;
+  /**
+   * Flushes file k while the server refuses its stores for good; resolves to whether a
+   * store was refused (its unstored changes are then gone: the file is what the server
+   * holds). Targets without it run plain flushes instead.
+   */
+  refusedFlush?(k: number): Promise<boolean>;
+  /** Flushes file k while the server fails for a while (transiently): nothing is lost. */
+  failingFlush?(k: number): Promise<void>;
 }
 
 export interface FsxRun {
@@ -96,9 +104,24 @@ export async function runFsx(run: FsxRun): Promise<{ counts: Record<string, numb
       models[k] = resized;
       count('truncate');
     } else if (kind < 86) {
-      failures += await target.flush(k);
-      assert.equal(firstDifference(await target.serverContents(k), model), -1, `${where}: server after flush`);
-      count('flush');
+      const special = rand(8);
+      if (target.failingFlush !== undefined && special === 1) {
+        await target.failingFlush(k);
+        count('failing flush');
+      } else if (target.refusedFlush !== undefined && special === 0) {
+        // The model is told: a refused store leaves the file as the server has it.
+        if (await target.refusedFlush(k)) {
+          models[k] = await target.serverContents(k);
+          count('refused flush');
+        } else {
+          assert.equal(firstDifference(await target.serverContents(k), model), -1, `${where}: server after a flush with nothing to refuse`);
+          count('flush');
+        }
+      } else {
+        failures += await target.flush(k);
+        assert.equal(firstDifference(await target.serverContents(k), model), -1, `${where}: server after flush`);
+        count('flush');
+      }
     } else if (kind < 93) {
       failures += await target.evict(k);
       count('evict');
