@@ -22,7 +22,7 @@ import { threadAlive, threadToken } from '../core/threads.js';
 import type { Fid } from '../core/fid.js';
 import type { StoreOptions } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
-import { assertWriteLocked, rpc, schedule, type CacheContext, type Origin, type Vnode } from './context.js';
+import { assertWriteLocked, rpc, schedule, vnodeLock, type CacheContext, type Origin, type Vnode } from './context.js';
 import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_LENGTH_SET, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
 import { dropRefused, reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
 import { salvage } from './salvage.js';
@@ -31,6 +31,8 @@ import { applyServerVersion, withVnode } from './vnode-status.js';
 
 /** Files flushAllDirty stores at once. */
 const FLUSH_ALL_PARALLEL = 8;
+/** Store calls of one batch in flight at once, after its first. */
+const STORE_PARALLEL = 8;
 
 /** One storeData call of a batch: contiguous written bytes, and the buffers they came from. */
 interface PendingStore {
@@ -290,49 +292,80 @@ function endBatch(cache: CacheContext, v: Vnode, serverLength: number, conflict:
   Atomics.and(I, v.i + VnodeI32.Flags, ~VNODE_CHANGED_UNDER_DIRTY);
 }
 
-/** Sends a batch, RPC by RPC; the first carries the truncation, the last the file's length. */
+/**
+ * Sends a batch. The first call goes alone, carrying the truncation and the version the
+ * bytes were written over (so the server can tell a conflict); the others then go
+ * together, STORE_PARALLEL at a time, the last one carrying the file's length: their
+ * byte ranges are disjoint and within that length, so the order the server applies them
+ * in does not matter, and a store runs at the link's bandwidth, not one round trip per
+ * chunk. Replies may come back in any order: each is applied under a lock holder of its
+ * own, and a version lower than one already known changes nothing (version-range.ts).
+ */
 async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: Origin): Promise<void> {
   const I = cache.v.vnodeI32;
   const F = cache.v.vnodeF64;
   if (origin === 'store-behind') cache.v.count('storeBehindBatches');
   const calls: PendingStore[] = batch.stores.length > 0 ? batch.stores : [{ offset: 0, end: 0, bytes: new Uint8Array(0), slots: [] }];
-  let done = 0;
-  let base = batch.baseVersion;
+  const stored = new Set<PendingStore>();
   let conflict = batch.conflict;
-  try {
-    for (const call of calls) {
-      // A conflict (known before, or found by the server) leaves the length to the file
-      // as it is now, unless a truncation of ours set it: our length describes a file
-      // that has changed under us.
-      const options: { truncPos?: number; fileLength?: number; fileLengthSet: boolean; baseVersion: number } = { baseVersion: base, fileLengthSet: batch.lengthSet };
-      if (done === 0 && batch.truncPos !== Infinity) options.truncPos = batch.truncPos;
-      if (done === calls.length - 1 && (!conflict || batch.lengthSet)) options.fileLength = batch.fileLength;
-      cache.v.count('storeRpcs');
-      cache.trace.store(v.fid, call.offset, call.bytes.length);
-      const result = await rpc(cache, () => cache.server.storeData(v.fid, call.offset, call.bytes, options as StoreOptions), origin);
-      cache.v.count('storeBytes', call.bytes.length);
-      if (result.conflict === true) conflict = true;
-      base = result.dataVersion;
-      await v.lock.writeAsync();
-      try {
-        const before = F[v.f + VnodeF64.BufDataVersionLow]!;
-        applyServerVersion(cache, v, result.dataVersion, result.length);
-        Atomics.sub(I, v.i + VnodeI32.StoresInFlight, 1);
-        if (done === calls.length - 1) endBatch(cache, v, result.length, conflict);
-        if (F[v.f + VnodeF64.BufDataVersionLow] === before) cache.v.count('buffersKeptValid', Atomics.load(I, v.i + VnodeI32.Cached));
-        else cache.v.count('buffersInvalidated');
+  let latest = { version: -Infinity, length: 0 };
+  // A conflict (known before, or found by the first call) leaves the length to the file
+  // as it is now, unless a truncation of ours set it: our length describes a file that
+  // has changed under us.
+  const lengthFor = (last: boolean): { fileLength?: number } =>
+    last && (!conflict || batch.lengthSet) ? { fileLength: batch.fileLength } : {};
+  const send = async (call: PendingStore, options: StoreOptions): Promise<void> => {
+    cache.v.count('storeRpcs');
+    cache.trace.store(v.fid, call.offset, call.bytes.length);
+    const result = await rpc(cache, () => cache.server.storeData(v.fid, call.offset, call.bytes, options), origin);
+    cache.v.count('storeBytes', call.bytes.length);
+    if (result.conflict === true) conflict = true;
+    const own: Vnode = { ...v, lock: vnodeLock(cache, v.slot) };
+    await own.lock.writeAsync();
+    try {
+      const before = F[v.f + VnodeF64.BufDataVersionLow]!;
+      applyServerVersion(cache, own, result.dataVersion, result.length);
+      Atomics.sub(I, v.i + VnodeI32.StoresInFlight, 1);
+      if (F[v.f + VnodeF64.BufDataVersionLow] === before) cache.v.count('buffersKeptValid', Atomics.load(I, v.i + VnodeI32.Cached));
+      else cache.v.count('buffersInvalidated');
+      if (result.dataVersion > latest.version) {
+        latest = { version: result.dataVersion, length: result.length };
         F[v.f + VnodeF64.ServerLength] = result.length;
-        if (done === 0) F[v.f + VnodeF64.InFlightTruncPos] = Infinity; // the first call carried it
-        for (const slot of call.slots) Atomics.and(cache.v.headers, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Storing);
-        done++;
-      } finally {
-        v.lock.release();
       }
-      for (const slot of call.slots) cache.buffers.releaseDisowned(slot); // the dirty holds
+      if (call === calls[0]) F[v.f + VnodeF64.InFlightTruncPos] = Infinity; // it carried the truncation
+      for (const slot of call.slots) Atomics.and(cache.v.headers, slot * HEADER_I32 + HeaderI32.State, ~BufferState.Storing);
+      stored.add(call);
+      // The batch's end is seen in the same critical section as its last reply: a later
+      // batch may be taken, and even answered, as soon as this lock is released.
+      if (stored.size === calls.length) endBatch(cache, own, latest.length, conflict);
+    } finally {
+      own.lock.release();
     }
+    for (const slot of call.slots) cache.buffers.releaseDisowned(slot); // the dirty holds
+  };
+  try {
+    await send(calls[0]!, {
+      baseVersion: batch.baseVersion,
+      fileLengthSet: batch.lengthSet,
+      ...(batch.truncPos !== Infinity ? { truncPos: batch.truncPos } : {}),
+      ...lengthFor(calls.length === 1),
+    });
+    const rest = calls.slice(1);
+    let next = 0;
+    let failure: { error: unknown } | undefined;
+    const lane = async (): Promise<void> => {
+      while (next < rest.length && failure === undefined) {
+        const k = next++;
+        await send(rest[k]!, { fileLengthSet: batch.lengthSet, ...lengthFor(k === rest.length - 1) }).catch((e: unknown) => {
+          failure ??= { error: e };
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(STORE_PARALLEL, rest.length) }, lane));
+    if (failure !== undefined) throw failure.error;
     cache.vnodes.releaseDisowned(v.slot); // the batch's dirty hold on the vnode
   } catch (e) {
-    const left = calls.slice(done);
+    const left = calls.filter((c) => !stored.has(c));
     const permanent = storeFailure(e) === 'permanent';
     await v.lock.writeAsync();
     try {
