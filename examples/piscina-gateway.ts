@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const replies = await Promise.all([0, 4096, 8192].map((offset) => pool.run({ ...base, op: 'read', offset, length: 30 })));
   console.log(replies.map((r: string) => JSON.stringify(r)).join('\n'));
 
-  await cm.flush(fid);
+  await cm.flush(fid); // stores only the bytes written: three short ranges
   console.log('server RPCs:', server.counters);
   console.log('cache stats:', cm.stats());
   await pool.destroy();

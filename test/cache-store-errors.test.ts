@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { CacheManager, MemoryFileServer, ServerError } from '../src/index.js';
+import { CacheManager, DirectoryFileServer, MemoryFileServer, ServerError } from '../src/index.js';
 import { RemoteFileServer, ServerChannel } from '../src/server/server-channel.js';
 import { storeFailure } from '../src/cache/store-error.js';
 import { fidOf, firstDifference, patterned } from './helpers/files.js';
@@ -110,4 +110,26 @@ test('options.salvageDir is checked by name', () => {
   const server = new MemoryFileServer();
   assert.throws(() => CacheManager.create(server.connect(), { salvageDir: '' }), { name: 'TypeError', message: /options\.salvageDir/ });
   assert.throws(() => CacheManager.create(server.connect(), { salvageDir: 7 as unknown as string }), { name: 'TypeError', message: /options\.salvageDir/ });
+});
+
+test('a file deleted under unstored writes: the salvage file names its Fid, range and path, and salvage.log says why', async () => {
+  const root = tempDir();
+  const salvageDir = tempDir();
+  mkdirSync(path.join(root, 'sub dir'));
+  writeFileSync(path.join(root, 'sub dir', 'gone%.txt'), 'old');
+  const server = new DirectoryFileServer(root);
+  const fid = await server.lookup('sub dir/gone%.txt');
+  const cm = CacheManager.create(server.connect(), { storeBehind: false, salvageDir });
+  try {
+    await cm.write(fid, 0, new TextEncoder().encode('unstored bytes'));
+    unlinkSync(path.join(root, 'sub dir', 'gone%.txt'));
+    await assert.rejects(cm.flush(fid), (e: ServerError) => e.errno === -ENOENT);
+    assert.deepEqual(readdirSync(salvageDir).sort(), [`${fid}@0+14@sub dir%2Fgone%25.txt`, 'salvage.log']);
+    assert.equal(readFileSync(path.join(salvageDir, `${fid}@0+14@sub dir%2Fgone%25.txt`), 'utf8'), 'unstored bytes');
+    assert.match(readFileSync(path.join(salvageDir, 'salvage.log'), 'utf8'), /errno 2 path "sub dir\/gone%\.txt": storeData sub dir\/gone%\.txt: ENOENT/);
+  } finally {
+    await cm.close();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(salvageDir, { recursive: true, force: true });
+  }
 });

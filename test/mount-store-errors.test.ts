@@ -136,6 +136,7 @@ test('while stores fail (a full disk) and after they recover, stat and read thro
       process.stdout.write(JSON.stringify({ failed }) + '\\n');
       // The operator frees space; the test tells us when.
       process.stdin.once('data', () => {
+        process.stdin.destroy();
         sample('space freed');
         fs.fsyncSync(a); fs.fsyncSync(b);
         sample('stored');
@@ -144,6 +145,7 @@ test('while stores fail (a full disk) and after they recover, stat and read thro
         process.stdout.write(JSON.stringify({ samples }) + '\\n');
       });`;
     const p = spawn(process.execPath, ['-e', code, path.join(m.mountpoint, 'new'), path.join(m.mountpoint, 'existing')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.after(() => p.kill());
     const lines: string[] = [];
     let buf = '';
     const nextLine = (): Promise<string> =>

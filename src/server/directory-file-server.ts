@@ -330,6 +330,11 @@ export class DirectoryFileServer {
     return this.#inTurn(f, () => this.#notice(f));
   }
 
+  /** The path (relative to the root) the server last knew fid by; undefined if never looked up. */
+  pathOf(fid: Fid): string | undefined {
+    return this.#files.get(fid.toString())?.path;
+  }
+
   /** A new client connection: one cache manager's view of this server. */
   connect(): FileServer {
     const c = new DirectoryConnection(this);
@@ -425,6 +430,10 @@ class DirectoryConnection implements FileServer {
 
   onCallbackBreak(listener: (fid: Fid) => void): void {
     this.#callbacks.onBreak(listener);
+  }
+
+  pathOf(fid: Fid): string | undefined {
+    return this.#server.pathOf(fid);
   }
 
   breakCallback(fid: Fid): void {

@@ -69,4 +69,6 @@ export interface FileServer {
   storeData(fid: Fid, offset: number, data: Uint8Array, options?: StoreOptions): Promise<StoreReply>;
   /** Adds a listener for callback breaks on this connection. */
   onCallbackBreak(listener: (fid: Fid) => void): void;
+  /** The path the server last knew the file by, for messages (no RPC); optional. */
+  pathOf?(fid: Fid): string | undefined;
 }
