@@ -17,7 +17,7 @@
 import { threadToken } from '../core/threads.js';
 import type { FetchResult } from '../server/file-server.js';
 import { countCached, holdBuffer, isValid, zero } from './buffers.js';
-import { assertLocked, rpc, vnodeLock, type CacheContext, type Origin, type Vnode } from './context.js';
+import { assertLocked, rpc, vnodeHandle, type CacheContext, type Origin, type Vnode } from './context.js';
 import { BufferState, HEADER_I32, HeaderI32, VnodeF64, busyState } from './layout.js';
 import { RETRY, type Need, type Run } from './need.js';
 import { applyServerVersion, zeroPoint } from './vnode-status.js';
@@ -86,7 +86,7 @@ export async function fetchRun(cache: CacheContext, v: Vnode, run: Run, origin: 
     const result = await rpc(cache, fetch, origin);
     cache.v.count('fetchBytes', result.data.length);
     // A holder of its own: the runs of one prefetch window fill concurrently.
-    const filling: Vnode = { ...v, lock: vnodeLock(cache, v.slot) };
+    const filling = vnodeHandle(cache, v.fid, v.slot, v.gen);
     await filling.lock.writeAsync();
     try {
       applyServerVersion(cache, filling, result.dataVersion, result.length);

@@ -22,7 +22,7 @@ import { threadAlive, threadToken } from '../core/threads.js';
 import type { Fid } from '../core/fid.js';
 import type { StoreOptions } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
-import { assertWriteLocked, rpc, schedule, vnodeLock, type CacheContext, type Origin, type Vnode } from './context.js';
+import { assertWriteLocked, rpc, schedule, vnodeHandle, type CacheContext, type Origin, type Vnode } from './context.js';
 import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_LENGTH_SET, VNODE_I32, VNODE_STORE_QUEUED, VnodeF64, VnodeI32, blockOf } from './layout.js';
 import { dropRefused, reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
 import { salvage } from './salvage.js';
@@ -75,14 +75,7 @@ export async function flushVnode(cache: CacheContext, v: Vnode): Promise<void> {
  * error is thrown only once every file has had its store.
  */
 export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
-  const I = cache.v.vnodeI32;
-  const fids: Fid[] = [];
-  const vnodeCount = I.length / VNODE_I32;
-  for (let slot = 0; slot < vnodeCount; slot++) {
-    if ((Atomics.load(I, slot * VNODE_I32 + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) continue;
-    const fid = cache.vnodes.fidAt(slot);
-    if (fid !== undefined) fids.push(fid);
-  }
+  const fids = dirtyFids(cache);
   const errors: unknown[] = [];
   let next = 0;
   const lane = async (): Promise<void> => {
@@ -96,6 +89,18 @@ export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
   return fids.length > 0;
 }
 
+/** The Fids of every vnode with unstored changes (holding itself: DIRTY_HELD). */
+function dirtyFids(cache: CacheContext): Fid[] {
+  const I = cache.v.vnodeI32;
+  const fids: Fid[] = [];
+  for (let slot = 0; slot < I.length / VNODE_I32; slot++) {
+    if ((Atomics.load(I, slot * VNODE_I32 + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) continue;
+    const fid = cache.vnodes.fidAt(slot);
+    if (fid !== undefined) fids.push(fid);
+  }
+  return fids;
+}
+
 /**
  * Gives up storing: every file's unstored data goes to the salvage directory and leaves
  * the cache, recorded as a refusal with `errno`. For an operator who has stopped waiting
@@ -105,10 +110,7 @@ export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
 export async function salvageAllDirty(cache: CacheContext, errno: number, reason: string): Promise<number> {
   const I = cache.v.vnodeI32;
   let files = 0;
-  for (let slot = 0; slot < I.length / VNODE_I32; slot++) {
-    if ((Atomics.load(I, slot * VNODE_I32 + VnodeI32.Flags) & VNODE_DIRTY_HELD) === 0) continue;
-    const fid = cache.vnodes.fidAt(slot);
-    if (fid === undefined) continue;
+  for (const fid of dirtyFids(cache)) {
     await withVnode(cache, fid, async (v) => {
       for (;;) {
         const { batch, inFlight } = await takeBatchIf(cache, v, () => (Atomics.load(I, v.i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0);
@@ -320,7 +322,7 @@ async function store(cache: CacheContext, v: Vnode, batch: StoreBatch, origin: O
     const result = await rpc(cache, () => cache.server.storeData(v.fid, call.offset, call.bytes, options), origin);
     cache.v.count('storeBytes', call.bytes.length);
     if (result.conflict === true) conflict = true;
-    const own: Vnode = { ...v, lock: vnodeLock(cache, v.slot) };
+    const own = vnodeHandle(cache, v.fid, v.slot, v.gen);
     await own.lock.writeAsync();
     try {
       const before = F[v.f + VnodeF64.BufDataVersionLow]!;

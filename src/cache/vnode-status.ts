@@ -19,7 +19,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Fid } from '../core/fid.js';
 import type { FileStatus } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
-import { assertWriteLocked, rpc, vnodeLock, type CacheContext, type Origin, type Vnode } from './context.js';
+import { assertWriteLocked, rpc, vnodeHandle, type CacheContext, type Origin, type Vnode } from './context.js';
 import { VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityIs, storeIdentity } from './layout.js';
 import { nextRange } from './version-range.js';
 
@@ -40,7 +40,7 @@ async function openVnode(cache: CacheContext, fid: Fid): Promise<Vnode> {
   // The entry is ours to hold, but the thread that created it may still be writing the
   // record; its identity is written last.
   while (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) await nextTurn();
-  return { fid, slot, gen: Atomics.load(I, i + VnodeI32.Generation), f: slot * VNODE_F64, i, lock: vnodeLock(cache, slot) };
+  return vnodeHandle(cache, fid, slot, Atomics.load(I, i + VnodeI32.Generation));
 }
 
 function initVnode(cache: CacheContext, slot: number, fid: Fid): void {
@@ -81,40 +81,50 @@ export function callbackBroken(cache: CacheContext, fid: Fid): void {
 }
 
 /**
- * Without an RPC or a lock: fid's vnode slot, held, if the cache has it with a current
- * status (no callback break since it was fetched); -1 otherwise. The caller releases it.
+ * Without an RPC or a lock: fid's vnode slot, held, if the cache has a record for fid
+ * (-1 otherwise; the caller releases a slot it gets).
  */
-export function holdIfCurrent(cache: CacheContext, fid: Fid): number {
+function holdRecord(cache: CacheContext, fid: Fid): number {
   const slot = cache.vnodes.findHold(fid);
   if (slot < 0) return -1;
+  if (identityIs(cache.v.vnodeI32, slot * VNODE_I32 + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return slot;
+  cache.vnodes.release(slot);
+  return -1;
+}
+
+/** Whether the record's status is current: no callback break since it was fetched. */
+function statusCurrent(cache: CacheContext, slot: number): boolean {
   const I = cache.v.vnodeI32;
   const i = slot * VNODE_I32;
-  const current =
-    identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique) &&
-    Atomics.load(I, i + VnodeI32.StatusSeq) === Atomics.load(I, i + VnodeI32.BreakSeq) &&
+  return Atomics.load(I, i + VnodeI32.StatusSeq) === Atomics.load(I, i + VnodeI32.BreakSeq) &&
     cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.DataVersion]! >= 0;
-  if (current) return slot;
+}
+
+/**
+ * Without an RPC or a lock: fid's vnode slot, held, if the cache has it with a current
+ * status; -1 otherwise. The caller releases it.
+ */
+export function holdIfCurrent(cache: CacheContext, fid: Fid): number {
+  const slot = holdRecord(cache, fid);
+  if (slot < 0 || statusCurrent(cache, slot)) return slot;
   cache.vnodes.release(slot);
   return -1;
 }
 
 /**
  * The file's length as this client sees it, if the cache can say without an RPC: its
- * status is current (see holdIfCurrent), or it has unstored changes, whose length is the
- * one every read of it uses until they are stored, whatever the server says meanwhile
- * (a store that failed half-way, say). Otherwise undefined.
+ * status is current, or it has unstored changes, whose length is the one every read of
+ * it uses until they are stored, whatever the server says meanwhile (a store that failed
+ * half-way, say). Otherwise undefined.
  */
 export function cachedLength(cache: CacheContext, fid: Fid): number | undefined {
-  const slot = cache.vnodes.findHold(fid);
+  const slot = holdRecord(cache, fid);
   if (slot < 0) return undefined;
   try {
     const I = cache.v.vnodeI32;
     const i = slot * VNODE_I32;
-    if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return undefined;
-    const current = Atomics.load(I, i + VnodeI32.StatusSeq) === Atomics.load(I, i + VnodeI32.BreakSeq) &&
-      cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.DataVersion]! >= 0;
     const unstored = (Atomics.load(I, i + VnodeI32.Flags) & VNODE_DIRTY_HELD) !== 0 || Atomics.load(I, i + VnodeI32.StoresInFlight) > 0;
-    return current || unstored ? cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]! : undefined;
+    return unstored || statusCurrent(cache, slot) ? cache.v.vnodeF64[slot * VNODE_F64 + VnodeF64.Length]! : undefined;
   } finally {
     cache.vnodes.release(slot);
   }
@@ -126,16 +136,13 @@ export function cachedLength(cache: CacheContext, fid: Fid): number | undefined 
  * each failure once, as Linux's errseq_t does for file descriptors. Never an RPC.
  */
 export function storeError(cache: CacheContext, fid: Fid): { seq: number; errno: number } {
-  const slot = cache.vnodes.findHold(fid);
+  const slot = holdRecord(cache, fid);
   if (slot < 0) return { seq: 0, errno: 0 };
-  try {
-    const I = cache.v.vnodeI32;
-    const i = slot * VNODE_I32;
-    if (!identityIs(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique)) return { seq: 0, errno: 0 };
-    return { seq: Atomics.load(I, i + VnodeI32.StoreErrorSeq), errno: Atomics.load(I, i + VnodeI32.StoreErrno) };
-  } finally {
-    cache.vnodes.release(slot);
-  }
+  const i = slot * VNODE_I32;
+  const I = cache.v.vnodeI32;
+  const error = { seq: Atomics.load(I, i + VnodeI32.StoreErrorSeq), errno: Atomics.load(I, i + VnodeI32.StoreErrno) };
+  cache.vnodes.release(slot);
+  return error;
 }
 
 /** Fetches the status unless the one we have is current (no callback break since). */
