@@ -13,6 +13,9 @@
  * until a second signal gives it up: the rest is salvaged too (exit 1). Sizes take a K, M or G suffix (powers of
  * 1024).
  */
+// First, before any module that takes time to load: see ./stop-signals.ts.
+import { stopSignals } from './stop-signals.js';
+
 import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -81,31 +84,38 @@ function parseMount(args: string[]): MountArgs {
 async function mount(args: string[]): Promise<number> {
   const o = parseMount(args);
   const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
+  if (stopSignals.count > 0) {
+    console.log(`cmkit: ${stopSignals.first} before the mount: not mounting`);
+    return 0;
+  }
   const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers });
-  const control = await serveControl(o.mountpoint, () => m.stats());
-  console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
-  let signals = 0;
+  let unmounting = false;
   const onSignal = (signal: string): void => {
-    signals++;
-    if (signals === 1) {
-      console.log(`cmkit: ${signal}: unmounting, then storing every acknowledged write`);
-      void m.unmount().catch(() => {});
-    }
+    if (unmounting) return;
+    unmounting = true;
+    console.log(`cmkit: ${signal}: unmounting, then storing every acknowledged write`);
+    void m.unmount().catch(() => {});
   };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  stopSignals.handler = onSignal;
+  let control: Awaited<ReturnType<typeof serveControl>> | undefined;
+  if (stopSignals.count > 0) {
+    onSignal(`${stopSignals.first} while mounting`);
+  } else {
+    control = await serveControl(o.mountpoint, () => m.stats());
+    console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
+  }
   await m.ended;
-  await control.close();
+  await control?.close();
   try {
     await m.unmount();
   } catch (e) {
     // A failing server loses no written data: keep the data and keep trying, until the
     // server takes it or the operator signals again to give it up.
     console.error(`cmkit: the server refused the final stores (${(e as Error).message}); retrying every second, signal again to give up`);
-    const given = signals;
+    const given = stopSignals.count;
     for (;;) {
       await sleep(1000);
-      if (signals > given) {
+      if (stopSignals.count > given) {
         const files = await m.cache!.salvageDirty(constants.errno.ECANCELED, 'given up at unmount');
         console.error(`cmkit: gave up; what the server did not take (${files} files) is in ${m.cache!.descriptor.salvageDir}`);
         return 1;
