@@ -33,7 +33,10 @@
  * requesting uid/gid with the mode the kernel sends (already masked by the caller's
  * umask); chown and chmod are checked by the kernel (default_permissions) and applied;
  * names are bytes; hard links keep one node id; sizes past what the backing file system
- * holds fail with EFBIG at the call. No name is reserved: stats go over a control
+ * holds fail with EFBIG at the call. An open file stays readable, writable and stat-able
+ * through its handles when it is unlinked or replaced (the server holds it open from the
+ * first open to the last release), and a name that now leads to another file (replaced,
+ * or a new file with a freed inode number) gets a new node id. No name is reserved: stats go over a control
  * channel (./control.ts).
  */
 
@@ -50,7 +53,7 @@ import { S_IFDIR, S_IFMT } from '../server/backing-dir.js';
 import type { FileServer } from '../server/file-server.js';
 import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle } from './fuse.js';
 import { DataRequests } from './data-requests.js';
-import { errno, errnoError } from './errno.js';
+import { errno, errnoError, errnoOf } from './errno.js';
 import { NodeTable, ROOT_INO } from './node-table.js';
 import { RequestTasks } from './request-tasks.js';
 import type { RequestWorkerData, RequestWorkerMessage, RequestWorkerReply } from './request-worker.js';
@@ -148,6 +151,8 @@ export class CacheMount {
   readonly #fidByIno = new Map<number, Fid>();
   readonly #inoByFid = new Map<string, number>();
   readonly #files = new Map<number, OpenFile>();
+  /** Open handles per file (fid string): the server holds each such file open for us. */
+  readonly #opens = new Map<string, number>();
   readonly #dirs = new Map<number, OpenDir>();
   /** ino -> ticket of the kernel invalidation a callback break asked for. */
   readonly #invalidating = new Map<number, number>();
@@ -358,10 +363,7 @@ export class CacheMount {
       case ops.fsync:
         return this.#flush(r);
       case ops.release:
-        this.#session.unroute(r.fh!);
-        this.#files.delete(r.fh!);
-        this.#session.replyError(r.id, 0);
-        return Promise.resolve();
+        return this.#release(r);
       case ops.unlink:
         return this.#unlink(r);
       case ops.rmdir:
@@ -407,6 +409,10 @@ export class CacheMount {
 
   /** Answers a lookup-like request: the node gets an id the kernel now holds (a file's other links share it). */
   #entry(parent: number, name: string, attr: NodeAttr): { ino: number; attr: FuseAttr } {
+    // A name that now leads to another file (replaced, or a new file that got a freed
+    // inode number) is a new node: the kernel's inode for the old one stays the old file.
+    const had = this.#nodes.child(parent, name);
+    if (had !== undefined && this.#fidByIno.get(had)?.toString() !== attr.fid?.toString()) this.#nodes.unlinked(parent, name);
     const sameAs = attr.fid !== undefined ? this.#inoByFid.get(attr.fid.toString()) : undefined;
     const ino = this.#nodes.remember(parent, name, sameAs);
     if (attr.fid !== undefined) {
@@ -444,18 +450,31 @@ export class CacheMount {
   }
 
   async #getattr(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.getattr(this.#pathOf(r.ino));
-    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), this.#attrTimeoutS);
+    this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, await this.#attrOf(r.ino)), this.#attrTimeoutS);
+  }
+
+  /**
+   * A node's attributes: an open file's from the file itself (the server holds it open,
+   * so an unlinked one stays stat-able as on a local file system), others at their path.
+   */
+  #attrOf(ino: number): Promise<NodeAttr> {
+    const fid = this.#openFid(ino);
+    return fid !== undefined ? this.#server.fileAttr(fid) : this.#server.getattr(this.#pathOf(ino));
+  }
+
+  /** The Fid of `ino` if it is a file with a handle open. */
+  #openFid(ino: number): Fid | undefined {
+    const fid = this.#fidByIno.get(ino);
+    return fid !== undefined && this.#opens.has(fid.toString()) ? fid : undefined;
   }
 
   async #setattr(r: FuseRequest): Promise<void> {
-    const rel = this.#pathOf(r.ino);
     const toSet = r.toSet!;
     let resized = false;
     if ((toSet & SET_SIZE) !== 0) {
       if (r.size! > this.#maxFileSize) throw errnoError(errno.EFBIG);
       const fid = this.#fidOf(r.ino);
-      resized = (this.#cache?.cachedLength(fid) ?? (await this.#server.getattr(rel)).size) !== r.size;
+      resized = (this.#cache?.cachedLength(fid) ?? (await this.#attrOf(r.ino)).size) !== r.size;
       await this.#truncate(fid, r.size!);
     }
     const time = (now: number, set: number, t: [number, number]): { sec: number; nsec: number } | 'now' | undefined =>
@@ -470,7 +489,12 @@ export class CacheMount {
       mtime: time(SET_MTIME_NOW, SET_MTIME, r.mtime!) ?? (resized ? 'now' : undefined),
     };
     const any = Object.values(changes).some((v) => v !== undefined);
-    const attr = any ? await this.#server.setattr(rel, changes) : await this.#server.getattr(rel);
+    const open = this.#openFid(r.ino);
+    const attr = !any
+      ? await this.#attrOf(r.ino)
+      : open !== undefined
+        ? await this.#server.setFileAttr(open, changes)
+        : await this.#server.setattr(this.#pathOf(r.ino), changes);
     this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), this.#attrTimeoutS);
   }
 
@@ -542,18 +566,29 @@ export class CacheMount {
     // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
     // A change seen now breaks only callbacks that were promised; the kernel's copy of
     // the attributes and pages must go whether or not one was.
-    if ((await this.#server.revalidate(fid)) && !this.#invalidating.has(r.ino)) {
+    // A name removed outside while the kernel still trusts it: ESTALE makes the kernel
+    // look the name up again (and an O_CREAT open then creates it, as locally).
+    const changed = await this.#server.revalidate(fid).catch((e: unknown) => {
+      throw errnoOf(e) === errno.ENOENT ? errnoError(errno.ESTALE) : e;
+    });
+    if (changed && !this.#invalidating.has(r.ino)) {
       this.#invalidating.set(r.ino, this.#session.invalidate(r.ino));
     }
     await this.#invalidated(r.ino);
     // O_TRUNC (the kernel drops its own pages and size when this open succeeds).
     if ((r.flags! & O_TRUNC) !== 0 && (r.flags! & O_ACCMODE) !== 0) await this.#truncate(fid, 0);
-    const fh = this.#newHandle(r.ino, fid);
+    const fh = await this.#newHandle(r.ino, fid);
     this.#session.replyOpen(r.id, fh, this.#cache !== undefined, false);
   }
 
-  /** A file handle, its data requests routed to the next request worker (if any). */
-  #newHandle(ino: number, fid: Fid): number {
+  /**
+   * A file handle, its data requests routed to the next request worker (if any); the
+   * server holds the file open until the file's last handle is released.
+   */
+  async #newHandle(ino: number, fid: Fid): Promise<number> {
+    await this.#server.hold(fid);
+    const key = fid.toString();
+    this.#opens.set(key, (this.#opens.get(key) ?? 0) + 1);
     const fh = this.#nextFh++;
     this.#files.set(fh, { ino, fid });
     if (this.#workers.length > 0) {
@@ -576,7 +611,7 @@ export class CacheMount {
   async #create(r: FuseRequest): Promise<void> {
     const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r));
     const e = this.#entry(r.ino, r.name!, attr);
-    const fh = this.#newHandle(e.ino, attr.fid!);
+    const fh = await this.#newHandle(e.ino, attr.fid!);
     this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, this.#attrTimeoutS, fh, this.#cache !== undefined);
   }
 
@@ -615,6 +650,20 @@ export class CacheMount {
     const file = this.#files.get(r.fh!);
     if (file === undefined) this.#session.replyError(r.id, 0);
     else await this.#data.flush(r, file.fid, r.op === this.#ops.fsync);
+  }
+
+  async #release(r: FuseRequest): Promise<void> {
+    const file = this.#files.get(r.fh!);
+    this.#session.unroute(r.fh!);
+    this.#files.delete(r.fh!);
+    if (file !== undefined) {
+      const key = file.fid.toString();
+      const left = this.#opens.get(key)! - 1;
+      if (left > 0) this.#opens.set(key, left);
+      else this.#opens.delete(key);
+      await this.#server.release(file.fid);
+    }
+    this.#session.replyError(r.id, 0);
   }
 
   async #unlink(r: FuseRequest): Promise<void> {

@@ -11,7 +11,7 @@
  *
  * Open descriptors of regular files are plain numbers for node:fs's fd calls.
  */
-import { close, fdatasync, fstat, ftruncate, read, write, type BigIntStats } from 'node:fs';
+import { close, fdatasync, fstat, ftruncate, open, read, write, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
 
 import { addon } from '../core/native.js';
@@ -102,6 +102,11 @@ function timeWords(t: Time | 'now' | undefined): [number, number] {
   return [t.sec, t.nsec];
 }
 
+function changeWords(c: BackingChange): Float64Array {
+  const which = (c.uid !== undefined ? 1 : 0) | (c.gid !== undefined ? 2 : 0) | (c.mode !== undefined ? 4 : 0);
+  return new Float64Array([which, c.uid ?? 0, c.gid ?? 0, c.mode ?? 0, ...timeWords(c.atime), ...timeWords(c.mtime)]);
+}
+
 export interface DirEntryAttr {
   readonly name: string;
   readonly attr: BackingAttr;
@@ -166,9 +171,17 @@ export class BackingDir {
   }
 
   async setattr(p: string, c: BackingChange): Promise<BackingAttr> {
-    const which = (c.uid !== undefined ? 1 : 0) | (c.gid !== undefined ? 2 : 0) | (c.mode !== undefined ? 4 : 0);
-    const change = new Float64Array([which, c.uid ?? 0, c.gid ?? 0, c.mode ?? 0, ...timeWords(c.atime), ...timeWords(c.mtime)]);
-    return attrAt(await native.setattr(this.#root, p, change), 0);
+    return attrAt(await native.setattr(this.#root, p, changeWords(c)), 0);
+  }
+
+  /** The attributes of the file an open descriptor holds, whatever became of its names. */
+  async attrOfOpen(h: number): Promise<BackingAttr> {
+    return attrAt(await native.lstat(h, ''), 0);
+  }
+
+  /** setattr on the file an open descriptor holds. */
+  async setattrOfOpen(h: number, c: BackingChange): Promise<BackingAttr> {
+    return attrAt(await native.setattr(h, '', changeWords(c)), 0);
   }
 
   async readdirPlus(p: string): Promise<DirEntryAttr[]> {
@@ -200,4 +213,10 @@ export const fd = {
   ftruncate: promisify(ftruncate),
   fdatasync: promisify(fdatasync),
   close: promisify(close),
+  /**
+   * A new descriptor of the file `h` holds, with `flags` (the /proc magic link names that
+   * inode even once it has no name left; nothing a user can change is resolved).
+   */
+  reopen: (h: number, flags: number): Promise<number> =>
+    new Promise((resolve, reject) => open(`/proc/self/fd/${h}`, flags, (e, f) => (e ? reject(e) : resolve(f)))),
 };

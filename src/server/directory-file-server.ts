@@ -15,6 +15,12 @@
  * without birth times, ext2/3 and some network ones, it cannot). The server remembers
  * the path of each Fid it handed out; a path that now names another file answers ESTALE.
  *
+ * Open files. While a client holds a file open (hold(), until release()), the server
+ * keeps a descriptor of it and reaches the file through that alone (new descriptors by
+ * its /proc magic link): an open file unlinked, renamed over or moved, through the
+ * server or outside it, stays the file its opener has until the last release, as on a
+ * local file system. A file that cannot be opened is reached by its path as before.
+ *
  * Data versions. A directory has no version counter, so the server keeps one per file:
  * each storeData through the server raises it by exactly 1 (what the cache's version
  * ranges rely on to keep its buffers valid across its own stores). A change made by
@@ -123,6 +129,14 @@ interface Seen {
   exclusive: Promise<unknown>;
   /** Shared RPCs (fetches) running or queued: the next exclusive one waits for them. */
   readonly shared: Set<Promise<unknown>>;
+  /** Clients' opens of the file (hold()) not yet released. */
+  holds: number;
+  /**
+   * While holds > 0: a descriptor of the file (undefined if it could not be opened), which
+   * every RPC on the file then goes through, so an unlinked or renamed open file stays
+   * the file its opener has, as on a local file system.
+   */
+  held: Promise<number | undefined> | undefined;
 }
 
 export class DirectoryFileServer {
@@ -170,7 +184,7 @@ export class DirectoryFileServer {
     const key = fid.toString();
     const seen = this.#files.get(key);
     if (seen === undefined) {
-      this.#files.set(key, { fid, path: p, dataVersion: 1, stamp: stampOf(a), exclusive: Promise.resolve(), shared: new Set() });
+      this.#files.set(key, { fid, path: p, dataVersion: 1, stamp: stampOf(a), exclusive: Promise.resolve(), shared: new Set(), holds: 0, held: undefined });
     } else {
       // Found under another path (moved outside the server, or a hard link): the same
       // file, its version kept; #notice will see whether its contents changed too.
@@ -186,21 +200,54 @@ export class DirectoryFileServer {
   }
 
   #attrOf(p: string, a: BackingAttr): NodeAttr {
-    const kind = kindOf(a.mode);
-    return {
-      kind,
-      fid: kind === 'file' ? this.#remember(p, a) : undefined,
-      mode: a.mode,
-      nlink: a.nlink,
-      uid: a.uid,
-      gid: a.gid,
-      rdev: a.rdev,
-      size: a.size,
-      blocks: a.blocks,
-      atime: a.atime,
-      mtime: a.mtime,
-      ctime: a.ctime,
-    };
+    return nodeAttr(a, kindOf(a.mode) === 'file' ? this.#remember(p, a) : undefined);
+  }
+
+  /**
+   * A client has the file open: keep it reachable until release(), whatever happens to
+   * its names (unlinked, renamed over, moved outside), as a local file system keeps an
+   * open file. Never fails: a file that cannot be opened is reached by its path as before.
+   */
+  async hold(fid: Fid): Promise<void> {
+    const f = this.#seen(fid);
+    if (f.holds++ === 0) f.held = this.openSeen(f, constants.O_RDONLY).catch(() => undefined);
+    await f.held;
+  }
+
+  /** The open hold() counted is closed; with the last, the server lets the file go. */
+  async release(fid: Fid): Promise<void> {
+    const f = this.#files.get(fid.toString());
+    if (f === undefined || f.holds === 0) return;
+    if (--f.holds > 0) return;
+    const held = f.held;
+    f.held = undefined;
+    const h = await held;
+    if (h !== undefined) await fd.close(h);
+  }
+
+  /** The attributes of a regular file the server handed out, held open or by its path. */
+  fileAttr(fid: Fid): Promise<NodeAttr> {
+    return this.#namespaceRpc(async () => nodeAttr(await this.attrNow(this.#seen(fid)), fid));
+  }
+
+  /** setattr of a regular file the server handed out, held open or by its path. */
+  setFileAttr(fid: Fid, changes: AttrChanges): Promise<NodeAttr> {
+    return this.#namespaceRpc(async () => {
+      const f = this.#seen(fid);
+      return this.#inTurn(f, async () => {
+        await this.#notice(f);
+        const h = await f.held;
+        const after = h !== undefined ? await this.#dir.setattrOfOpen(h, changes) : await this.#dir.setattr(f.path, changes);
+        f.stamp = stampOf(after);
+        return nodeAttr(after, fid);
+      });
+    });
+  }
+
+  /** @internal The file's attributes now: through its held descriptor, else at its path. */
+  async attrNow(f: Seen): Promise<BackingAttr> {
+    const h = await f.held;
+    return h !== undefined ? this.#dir.attrOfOpen(h) : this.#dir.lstat(f.path);
   }
 
   /** The node at `relative` (not following a last symlink). */
@@ -362,6 +409,8 @@ export class DirectoryFileServer {
 
   /** @internal A descriptor of the file's data, checked to be the file `f` names. */
   async openSeen(f: Seen, flags: number): Promise<number> {
+    const held = await f.held;
+    if (held !== undefined) return fd.reopen(held, flags);
     const h = await this.#dir.openFile(f.path, flags);
     try {
       const st = await fd.fstat(h);
@@ -395,7 +444,7 @@ export class DirectoryFileServer {
 
   /** @internal After a store: what the file looks like now is our own doing. */
   async restamp(f: Seen): Promise<FileStatus> {
-    const a = await this.#dir.lstat(f.path);
+    const a = await this.attrNow(f);
     f.stamp = stampOf(a);
     return { dataVersion: f.dataVersion, length: a.size };
   }
@@ -407,7 +456,7 @@ export class DirectoryFileServer {
 
   /** A change made outside this server raises the version by FOREIGN_STEP; another file at the path is ESTALE. */
   async #notice(f: Seen): Promise<boolean> {
-    const a = await this.#dir.lstat(f.path);
+    const a = await this.attrNow(f);
     if ((a.mode & S_IFMT) !== S_IFREG || !fidOf(a).equals(f.fid)) {
       throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
     }
@@ -443,7 +492,7 @@ class DirectoryConnection implements FileServer {
   fetchStatus(fid: Fid): Promise<StatusReply> {
     return this.#server.serve('fetchStatus', fid, async (f) => {
       this.#callbacks.promise(fid);
-      const a = await this.#server.dir.lstat(f.path);
+      const a = await this.#server.attrNow(f);
       // A directory grants what its mode bits grant this process; rights per user
       // would need the server's own ACLs.
       return { dataVersion: f.dataVersion, length: a.size, rights: Rights.All };
@@ -532,6 +581,24 @@ function movedPath(p: string, from: string, to: string): string | undefined {
 /** The process itself: the owner of what it creates when no requester is named. */
 function serverSelf(): Requester {
   return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/** A namespace RPC's view of the node `a` describes; `fid` if it is a regular file. */
+function nodeAttr(a: BackingAttr, fid: Fid | undefined): NodeAttr {
+  return {
+    kind: kindOf(a.mode),
+    fid,
+    mode: a.mode,
+    nlink: a.nlink,
+    uid: a.uid,
+    gid: a.gid,
+    rdev: a.rdev,
+    size: a.size,
+    blocks: a.blocks,
+    atime: a.atime,
+    mtime: a.mtime,
+    ctime: a.ctime,
+  };
 }
 
 function kindOf(mode: number): NodeKind {

@@ -1,7 +1,8 @@
 /**
  * The project's own POSIX conformance cases, in the areas pjdfstest covers: open flags,
- * truncate, chmod, chown, link, symlink, mkdir, rmdir, rename, unlink, utimensat, mknod
- * (FIFO), ENAMETOOLONG, EFBIG, and names as bytes. Each case runs in a fresh directory
+ * truncate, chmod, chown, link, symlink, mkdir, rmdir, rename, unlink (of open files
+ * too), utimensat, mknod (FIFO), ENAMETOOLONG and paths near PATH_MAX, EFBIG, and names
+ * as bytes. Each case runs in a fresh directory
  * with plain system calls and checks both the errno and the state left behind.
  *
  * The same cases run on a local directory first (so they test POSIX as Linux gives it,
@@ -807,6 +808,56 @@ add('delete then create: the new file never shows the old one\'s data', (d) => {
   assert.equal(text(p(d, 'b')), 'zzzzzzzzzz');
 });
 
+add('an unlinked open file stays readable, writable and stat-able until the last close', (d) => {
+  const h = fs.openSync(p(d, 'f'), 'w+', 0o644);
+  fs.writeSync(h, 'before', 0);
+  fs.unlinkSync(p(d, 'f'));
+  assert.equal(exists(p(d, 'f')), false);
+  const st = fs.fstatSync(h);
+  assert.equal(st.size, 6);
+  assert.equal(st.nlink, 0);
+  const buf = Buffer.alloc(16);
+  assert.equal(fs.readSync(h, buf, 0, 16, 0), 6);
+  assert.equal(buf.subarray(0, 6).toString(), 'before');
+  fs.writeSync(h, ' and after', 6);
+  fs.fsyncSync(h);
+  assert.equal(fs.fstatSync(h).size, 16);
+  assert.equal(fs.readSync(h, buf, 0, 16, 0), 16);
+  assert.equal(buf.toString(), 'before and after');
+  fs.ftruncateSync(h, 3);
+  assert.equal(fs.fstatSync(h).size, 3);
+  fs.fchmodSync(h, 0o600);
+  assert.equal(fs.fstatSync(h).mode & 0o777, 0o600);
+  fs.futimesSync(h, 1_000_000, 2_000_000);
+  assert.equal(fs.fstatSync(h).mtimeMs, 2_000_000_000);
+  fs.closeSync(h);
+  assert.deepEqual(fs.readdirSync(d), []);
+});
+add('an open file removed by a rename over it keeps its contents for its opener', (d) => {
+  write(p(d, 'f'), 'the old one');
+  write(p(d, 'g'), 'the new one, longer');
+  const h = fs.openSync(p(d, 'f'), 'r');
+  fs.renameSync(p(d, 'g'), p(d, 'f'));
+  const buf = Buffer.alloc(64);
+  const n = fs.readSync(h, buf, 0, 64, 0);
+  assert.equal(buf.subarray(0, n).toString(), 'the old one');
+  assert.equal(fs.fstatSync(h).size, 11);
+  fs.closeSync(h);
+  assert.equal(text(p(d, 'f')), 'the new one, longer');
+});
+add('an unlinked file open twice: both handles see each other\'s writes; the last close ends it', (d) => {
+  const a = fs.openSync(p(d, 'f'), 'w+', 0o644);
+  const b = fs.openSync(p(d, 'f'), 'r+');
+  fs.unlinkSync(p(d, 'f'));
+  fs.writeSync(a, 'from a', 0);
+  fs.closeSync(a);
+  const buf = Buffer.alloc(6);
+  assert.equal(fs.readSync(b, buf, 0, 6, 0), 6);
+  assert.equal(buf.toString(), 'from a');
+  assert.equal(fs.fstatSync(b).size, 6);
+  fs.closeSync(b);
+});
+
 // ---- utimensat -------------------------------------------------------------------------
 
 add('utimes sets atime and mtime to the second', (d) => {
@@ -955,6 +1006,31 @@ add('link to a 256-byte name: ENAMETOOLONG', (d) => {
 });
 add('stat of a 256-byte name: ENAMETOOLONG', (d) => {
   fails('ENAMETOOLONG', () => fs.statSync(p(d, long(256))));
+});
+
+/** Directories under `d` making a path of exactly `total` bytes (absolute, as the caller gives it) to a file. */
+function pathOfLength(d: string, total: number): { dirs: string; file: string } {
+  let dirs = d;
+  for (let rest = total - dirs.length - 1; rest > 255; rest = total - dirs.length - 1) dirs += '/' + 'p'.repeat(Math.min(200, rest - 2));
+  const file = dirs + '/' + 'f'.repeat(total - dirs.length - 1);
+  return { dirs, file };
+}
+add('a path of 4,000 bytes: create, write, read, stat, rename, unlink', (d) => {
+  const { dirs, file } = pathOfLength(d, 4000);
+  assert.equal(file.length, 4000);
+  fs.mkdirSync(dirs, { recursive: true });
+  write(file, 'deep');
+  assert.equal(text(file), 'deep');
+  assert.equal(size(file), 4);
+  fs.renameSync(file, file.slice(0, -1) + 'g');
+  assert.equal(text(file.slice(0, -1) + 'g'), 'deep');
+  fs.unlinkSync(file.slice(0, -1) + 'g');
+  assert.deepEqual(fs.readdirSync(dirs), []);
+});
+add('a path of 4,096 bytes: ENAMETOOLONG', (d) => {
+  const { dirs, file } = pathOfLength(d, 4096);
+  fs.mkdirSync(dirs, { recursive: true });
+  fails('ENAMETOOLONG', () => write(file, 'x'));
 });
 
 /** A path made of `d` and a name given as bytes. */
