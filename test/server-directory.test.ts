@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -114,6 +114,70 @@ test('namespace RPCs: a rename through the server keeps Fids and versions; chmod
     assert.throws(() => server.rename('x', 5 as unknown as string), { name: 'TypeError' });
   } finally {
     await cm.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a held file: unlinked or renamed over, its RPCs still reach it; the last release closes its descriptor', async () => {
+  const root = tempRoot();
+  const server = new DirectoryFileServer(root);
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  try {
+    writeFileSync(path.join(root, 'f'), 'held contents');
+    const fid = await server.lookup('f');
+    const before = fds();
+    await server.hold(fid);
+    await server.hold(fid); // a second opener shares the descriptor
+    assert.equal(fds(), before + 1);
+    unlinkSync(path.join(root, 'f'));
+    writeFileSync(path.join(root, 'f'), 'another file at the same name');
+    const c = server.connect();
+    assert.equal(Buffer.from((await c.fetchData(fid, 0, 100)).data).toString(), 'held contents');
+    await c.storeData(fid, 5, Buffer.from('CONTENTS'), { fileLength: 13 });
+    assert.equal(Buffer.from((await c.fetchData(fid, 0, 100)).data).toString(), 'held CONTENTS');
+    assert.equal((await server.fileAttr(fid)).nlink, 0);
+    assert.equal((await server.setFileAttr(fid, { mode: 0o600 })).mode & 0o777, 0o600);
+    assert.equal(readFileSync(path.join(root, 'f'), 'utf8'), 'another file at the same name', 'the name\'s new file is untouched');
+    await server.release(fid);
+    assert.equal(fds(), before + 1, 'one opener still holds it');
+    await server.release(fid);
+    assert.equal(fds(), before, 'the last release closed the descriptor');
+    await assert.rejects(c.fetchData(fid, 0, 10), { errno: -116 }, 'released: the name leads to another file (ESTALE)');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('hold of a file whose name now leads elsewhere: ESTALE, nothing held', async () => {
+  const root = tempRoot();
+  const server = new DirectoryFileServer(root);
+  try {
+    writeFileSync(path.join(root, 'f'), 'old');
+    const fid = await server.lookup('f');
+    unlinkSync(path.join(root, 'f'));
+    writeFileSync(path.join(root, 'f'), 'new');
+    await assert.rejects(server.hold(fid), { errno: -116 });
+    await server.release(fid); // nothing to release: no effect
+    const again = await server.lookup('f');
+    await server.hold(again);
+    assert.equal(Buffer.from((await server.connect().fetchData(again, 0, 10)).data).toString(), 'new');
+    await server.release(again);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('hold, release, fileAttr and setFileAttr refuse what is not a Fid with a TypeError naming it', async () => {
+  const root = tempRoot();
+  const server = new DirectoryFileServer(root);
+  try {
+    for (const bad of [undefined, 'f', 42, {}]) {
+      await assert.rejects(server.hold(bad as never), { name: 'TypeError', message: /fid/ });
+      await assert.rejects(server.release(bad as never), { name: 'TypeError', message: /fid/ });
+      await assert.rejects(server.fileAttr(bad as never), { name: 'TypeError', message: /fid/ });
+      await assert.rejects(server.setFileAttr(bad as never, {}), { name: 'TypeError', message: /fid/ });
+    }
+  } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });

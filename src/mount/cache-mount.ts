@@ -151,6 +151,10 @@ export class CacheMount {
   readonly #fidByIno = new Map<number, Fid>();
   readonly #inoByFid = new Map<string, number>();
   readonly #files = new Map<number, OpenFile>();
+  /** Nodes removed while the kernel held them: the server holds their files until FORGET. */
+  readonly #keptForKernel = new Map<number, Fid>();
+  /** Unlinks and renames in flight. */
+  readonly #removals = new Set<Promise<void>>();
   /** Open handles per file (fid string): the server holds each such file open for us. */
   readonly #opens = new Map<string, number>();
   readonly #dirs = new Map<number, OpenDir>();
@@ -424,6 +428,11 @@ export class CacheMount {
 
   #forget(ino: number, n: number): void {
     if (!this.#nodes.forget(ino, n)) return;
+    const kept = this.#keptForKernel.get(ino);
+    if (kept !== undefined) {
+      this.#keptForKernel.delete(ino);
+      void this.#server.release(kept);
+    }
     const fid = this.#fidByIno.get(ino);
     if (fid === undefined) return;
     this.#fidByIno.delete(ino);
@@ -476,6 +485,11 @@ export class CacheMount {
       const fid = this.#fidOf(r.ino);
       resized = (this.#cache?.cachedLength(fid) ?? (await this.#attrOf(r.ino)).size) !== r.size;
       await this.#truncate(fid, r.size!);
+      // truncate(2) and ftruncate(2) reach the server before they return, as NFS's
+      // SETATTR does: a file truncated and never written again would otherwise keep its
+      // old length there until the mount ends. (O_TRUNC stays a pending truncation, sent
+      // with the writes that follow it.)
+      await this.#cache?.flush(fid);
     }
     const time = (now: number, set: number, t: [number, number]): { sec: number; nsec: number } | 'now' | undefined =>
       (toSet & now) !== 0 ? 'now' : (toSet & set) !== 0 ? { sec: t[0], nsec: t[1] } : undefined;
@@ -560,33 +574,67 @@ export class CacheMount {
 
   async #open(r: FuseRequest): Promise<void> {
     const fid = this.#fidOf(r.ino);
+    // Held first: from here on, no rename or unlink can take the file from this handle.
+    // A name that leads to another file or none now answers ESTALE, so the kernel looks
+    // the name up again (and an O_CREAT open of a name removed outside then creates it).
+    await this.#holdForOpen(r.ino, fid);
+    try {
+      await this.#opened(r, fid);
+    } catch (e) {
+      await this.#server.release(fid);
+      throw e;
+    }
+  }
+
+  /**
+   * A node removed through the mount has no path: the kernel's path walk found it before
+   * the removal, and the open gets it, as on a local file system. A removal or rename
+   * through the mount that is half-way (the backing directory changed, our names not
+   * yet) is waited for, then the names are looked at again: the open came first.
+   */
+  async #holdForOpen(ino: number, fid: Fid): Promise<void> {
+    try {
+      await this.#server.hold(fid, this.#nodes.path(ino));
+    } catch (e) {
+      if (this.#removals.size === 0 || errnoOf(e) !== errno.ESTALE) throw e;
+      await Promise.allSettled([...this.#removals]);
+      await this.#server.hold(fid, this.#nodes.path(ino));
+    }
+  }
+
+  /** Runs an unlink or rename, known to opens meanwhile (see #holdForOpen). */
+  async #removal(body: () => Promise<void>): Promise<void> {
+    const run = body();
+    this.#removals.add(run);
+    try {
+      await run;
+    } finally {
+      this.#removals.delete(run);
+    }
+  }
+
+  async #opened(r: FuseRequest, fid: Fid): Promise<void> {
     // Close-to-open: a change made outside the server since we last looked shows now, as
     // a callback break whose kernel invalidation (pages and size) lands before the open is
     // answered. Whatever pages the kernel still holds then are as current as the cache,
     // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
     // A change seen now breaks only callbacks that were promised; the kernel's copy of
     // the attributes and pages must go whether or not one was.
-    // A name removed outside while the kernel still trusts it: ESTALE makes the kernel
-    // look the name up again (and an O_CREAT open then creates it, as locally).
-    const changed = await this.#server.revalidate(fid).catch((e: unknown) => {
-      throw errnoOf(e) === errno.ENOENT ? errnoError(errno.ESTALE) : e;
-    });
-    if (changed && !this.#invalidating.has(r.ino)) {
+    if ((await this.#server.revalidate(fid)) && !this.#invalidating.has(r.ino)) {
       this.#invalidating.set(r.ino, this.#session.invalidate(r.ino));
     }
     await this.#invalidated(r.ino);
     // O_TRUNC (the kernel drops its own pages and size when this open succeeds).
     if ((r.flags! & O_TRUNC) !== 0 && (r.flags! & O_ACCMODE) !== 0) await this.#truncate(fid, 0);
-    const fh = await this.#newHandle(r.ino, fid);
+    const fh = this.#newHandle(r.ino, fid);
     this.#session.replyOpen(r.id, fh, this.#cache !== undefined, false);
   }
 
   /**
-   * A file handle, its data requests routed to the next request worker (if any); the
-   * server holds the file open until the file's last handle is released.
+   * A file handle, its data requests routed to the next request worker (if any), for a
+   * file the server holds open for it (until the file's last handle is released).
    */
-  async #newHandle(ino: number, fid: Fid): Promise<number> {
-    await this.#server.hold(fid);
+  #newHandle(ino: number, fid: Fid): number {
     const key = fid.toString();
     this.#opens.set(key, (this.#opens.get(key) ?? 0) + 1);
     const fh = this.#nextFh++;
@@ -609,9 +657,9 @@ export class CacheMount {
   }
 
   async #create(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r));
+    const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r), true);
     const e = this.#entry(r.ino, r.name!, attr);
-    const fh = await this.#newHandle(e.ino, attr.fid!);
+    const fh = this.#newHandle(e.ino, attr.fid!);
     this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, this.#attrTimeoutS, fh, this.#cache !== undefined);
   }
 
@@ -668,22 +716,32 @@ export class CacheMount {
 
   async #unlink(r: FuseRequest): Promise<void> {
     const rel = this.#childPath(r.ino, r.name!);
-    await this.#storeBeforeRemoval(r.ino, r.name!);
-    await this.#server.unlink(rel);
-    this.#nodes.unlinked(r.ino, r.name!);
+    await this.#removal(async () => {
+      await this.#beforeRemoval(r.ino, r.name!);
+      await this.#server.unlink(rel);
+      this.#nodes.unlinked(r.ino, r.name!);
+    });
     this.#session.replyError(r.id, 0);
   }
 
   /**
    * A file about to lose its name stores its dirty data first, while the name still
-   * leads to it. The removal never fails for that data: a store that fails here is the
-   * cache's to sort (a transient failure stays dirty; once the name is gone the server
-   * refuses it for good, and it is salvaged).
+   * leads to it, and is held for the kernel's sake. The removal never fails for that
+   * data: a store that fails here is the cache's to sort (a transient failure stays
+   * dirty; once the file is gone the server refuses it for good, and it is salvaged).
    */
-  async #storeBeforeRemoval(parent: number, name: string): Promise<void> {
+  async #beforeRemoval(parent: number, name: string): Promise<void> {
     const ino = this.#nodes.child(parent, name);
     const fid = ino === undefined ? undefined : this.#fidByIno.get(ino);
-    if (fid !== undefined && this.#cache?.cachedLength(fid) !== undefined) await this.#cache.flush(fid).catch(() => {});
+    if (fid === undefined) return;
+    if (this.#cache?.cachedLength(fid) !== undefined) await this.#cache.flush(fid).catch(() => {});
+    // The kernel holds the node and may be opening it this moment (its path walk came
+    // before this removal): as on a local file system, that open must get this file,
+    // so the server holds it until the kernel forgets the node.
+    if (!this.#keptForKernel.has(ino!)) {
+      this.#keptForKernel.set(ino!, fid);
+      await this.#server.hold(fid).catch(() => this.#keptForKernel.delete(ino!));
+    }
   }
 
   async #rmdir(r: FuseRequest): Promise<void> {
@@ -702,10 +760,12 @@ export class CacheMount {
     if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw errnoError(errno.EINVAL);
     const from = this.#childPath(r.ino, r.name!);
     const to = this.#childPath(r.newParent!, r.newName!);
-    if ((flags & RENAME_EXCHANGE) === 0) await this.#storeBeforeRemoval(r.newParent!, r.newName!);
-    await this.#server.rename(from, to, flags);
-    if ((flags & RENAME_EXCHANGE) !== 0) this.#nodes.exchanged(r.ino, r.name!, r.newParent!, r.newName!);
-    else this.#nodes.moved(r.ino, r.name!, r.newParent!, r.newName!);
+    await this.#removal(async () => {
+      if ((flags & RENAME_EXCHANGE) === 0) await this.#beforeRemoval(r.newParent!, r.newName!);
+      await this.#server.rename(from, to, flags);
+      if ((flags & RENAME_EXCHANGE) !== 0) this.#nodes.exchanged(r.ino, r.name!, r.newParent!, r.newName!);
+      else this.#nodes.moved(r.ino, r.name!, r.newParent!, r.newName!);
+    });
     this.#session.replyError(r.id, 0);
   }
 

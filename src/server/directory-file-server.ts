@@ -49,7 +49,7 @@ import { constants } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { invalidArgType, outOfRange } from '../core/errors.js';
-import { Fid } from '../core/fid.js';
+import { checkFid, Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
 import { BackingDir, checkBytePath, fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type BackingAttr, type Time } from './backing-dir.js';
 import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions, type StoreReply } from './file-server.js';
@@ -206,28 +206,62 @@ export class DirectoryFileServer {
   /**
    * A client has the file open: keep it reachable until release(), whatever happens to
    * its names (unlinked, renamed over, moved outside), as a local file system keeps an
-   * open file. Never fails: a file that cannot be opened is reached by its path as before.
+   * open file. A file that cannot be opened is reached by its path as before. `at`: the
+   * path the opener came by, if it still has one; it must still lead to the file.
+   * Rejects with ESTALE if the file's path leads to another file or none now.
    */
-  async hold(fid: Fid): Promise<void> {
+  async hold(fid: Fid, at?: string): Promise<void> {
     const f = this.#seen(fid);
-    if (f.holds++ === 0) f.held = this.openSeen(f, constants.O_RDONLY).catch(() => undefined);
-    await f.held;
+    if (at !== undefined && f.held !== undefined) {
+      // A descriptor is there already (another opener's, or one whose close is queued),
+      // so the check openSeen makes does not happen: make it here.
+      checkPath(at, 'at');
+      const a = await this.#dir.lstat(at).catch(() => undefined);
+      if (a === undefined || (a.mode & S_IFMT) !== S_IFREG || !fidOf(a).equals(f.fid)) {
+        throw new ServerError('error', `${at}: now another file`, -ESTALE);
+      }
+    }
+    if (f.holds++ === 0 && f.held === undefined) {
+      f.held = this.openSeen(f, constants.O_RDONLY).catch((e: unknown) => {
+        // The path names another file or none now: the client's open must fail (ESTALE
+        // makes the kernel look the name up again). Other failures leave the path.
+        const code = (e as { errno?: number }).errno;
+        if (code === -ESTALE || code === -ENOENT) throw e;
+        return undefined;
+      });
+    }
+    try {
+      await f.held;
+    } catch (e) {
+      if (--f.holds === 0) f.held = undefined;
+      throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
+    }
   }
 
-  /** The open hold() counted is closed; with the last, the server lets the file go. */
+  /**
+   * The open hold() counted is closed; with the last, the server lets the file go. The
+   * descriptor is closed in the file's turn, after every RPC queued before (a prefetch
+   * still in flight goes on reading the file it started on, never a recycled descriptor).
+   */
   async release(fid: Fid): Promise<void> {
-    const f = this.#files.get(fid.toString());
+    const f = this.#files.get(checkFid(fid, 'fid').toString());
     if (f === undefined || f.holds === 0) return;
     if (--f.holds > 0) return;
     const held = f.held;
-    f.held = undefined;
-    const h = await held;
-    if (h !== undefined) await fd.close(h);
+    await this.#inTurn(f, async () => {
+      if (f.holds > 0 || f.held !== held) return; // held again meanwhile
+      f.held = undefined;
+      const h = await held?.catch(() => undefined);
+      if (h !== undefined) await fd.close(h);
+    });
   }
 
   /** The attributes of a regular file the server handed out, held open or by its path. */
   fileAttr(fid: Fid): Promise<NodeAttr> {
-    return this.#namespaceRpc(async () => nodeAttr(await this.attrNow(this.#seen(fid)), fid));
+    return this.#namespaceRpc(async () => {
+      const f = this.#seen(fid);
+      return this.#inTurn(f, async () => nodeAttr(await this.attrNow(f), fid), true);
+    });
   }
 
   /** setattr of a regular file the server handed out, held open or by its path. */
@@ -265,11 +299,29 @@ export class DirectoryFileServer {
   }
 
   /** Creates an empty regular file owned by `who` (refused if the name exists). */
-  create(relative: string, mode: number, who: Requester = serverSelf()): Promise<NodeAttr> {
+  /**
+   * Creates an empty regular file owned by `who` (refused if the name exists). With
+   * `hold`, the new file is held open as hold() would, from the moment it exists: no
+   * rename or unlink by anyone else can come between the create and the hold.
+   */
+  create(relative: string, mode: number, who: Requester = serverSelf(), hold = false): Promise<NodeAttr> {
     checkPath(relative, 'relative');
     return this.#namespaceRpc(async () => {
-      await fd.close(await this.#dir.openFile(relative, constants.O_CREAT | constants.O_RDWR, mode, who.uid, who.gid));
-      return this.#attrOf(relative, await this.#dir.lstat(relative));
+      const h = await this.#dir.openFile(relative, constants.O_CREAT | constants.O_RDWR, mode, who.uid, who.gid);
+      let kept = false;
+      try {
+        const attr = this.#attrOf(relative, await this.#dir.attrOfOpen(h));
+        if (hold) {
+          const f = this.#seen(attr.fid!);
+          if (f.holds++ === 0 && f.held === undefined) {
+            f.held = Promise.resolve(h);
+            kept = true;
+          }
+        }
+        return attr;
+      } finally {
+        if (!kept) await fd.close(h);
+      }
     });
   }
 
@@ -423,7 +475,7 @@ export class DirectoryFileServer {
   }
 
   #seen(fid: Fid): Seen {
-    const f = this.#files.get(fid.toString());
+    const f = this.#files.get(checkFid(fid, 'fid').toString());
     if (f === undefined) throw new ServerError('error', `${fid}: not looked up on this server`, -ESTALE);
     return f;
   }
@@ -562,6 +614,7 @@ class DirectoryConnection implements FileServer {
 }
 
 const ESTALE = 116;
+const ENOENT = 2;
 
 function checkPath(p: string, name: string): void {
   if (typeof p !== 'string') throw invalidArgType(name, 'of type string', p);
