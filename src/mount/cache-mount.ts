@@ -123,6 +123,8 @@ const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
+/** Holds an open tries while unlinks and renames through the mount overlap it. */
+const MAX_OPEN_ATTEMPTS = 8;
 /** The smallest READDIRPLUS entry (header 152 bytes, a name padded to 8): bounds how many fit a reply. */
 const MIN_DIRENTPLUS = 160;
 
@@ -153,8 +155,9 @@ export class CacheMount {
   readonly #files = new Map<number, OpenFile>();
   /** Nodes removed while the kernel held them: the server holds their files until FORGET. */
   readonly #keptForKernel = new Map<number, Fid>();
-  /** Unlinks and renames in flight. */
+  /** Unlinks and renames in flight, and how many have started. */
   readonly #removals = new Set<Promise<void>>();
+  #removalsStarted = 0;
   /** Open handles per file (fid string): the server holds each such file open for us. */
   readonly #opens = new Map<string, number>();
   readonly #dirs = new Map<number, OpenDir>();
@@ -593,17 +596,24 @@ export class CacheMount {
    * yet) is waited for, then the names are looked at again: the open came first.
    */
   async #holdForOpen(ino: number, fid: Fid): Promise<void> {
-    try {
-      await this.#server.hold(fid, this.#nodes.path(ino));
-    } catch (e) {
-      if (this.#removals.size === 0 || errnoOf(e) !== errno.ESTALE) throw e;
-      await Promise.allSettled([...this.#removals]);
-      await this.#server.hold(fid, this.#nodes.path(ino));
+    for (let attempt = 1; ; attempt++) {
+      const started = this.#removalsStarted;
+      try {
+        await this.#server.hold(fid, this.#nodes.path(ino));
+        return;
+      } catch (e) {
+        // Only a removal that overlapped this attempt can explain the miss; a name
+        // changed outside the mount goes back to the kernel (ESTALE: it looks again).
+        const overlapped = this.#removals.size > 0 || this.#removalsStarted !== started;
+        if (!overlapped || errnoOf(e) !== errno.ESTALE || attempt === MAX_OPEN_ATTEMPTS) throw e;
+        await Promise.allSettled([...this.#removals]);
+      }
     }
   }
 
   /** Runs an unlink or rename, known to opens meanwhile (see #holdForOpen). */
   async #removal(body: () => Promise<void>): Promise<void> {
+    this.#removalsStarted++;
     const run = body();
     this.#removals.add(run);
     try {

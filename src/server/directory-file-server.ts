@@ -222,7 +222,7 @@ export class DirectoryFileServer {
       }
     }
     if (f.holds++ === 0 && f.held === undefined) {
-      f.held = this.openSeen(f, constants.O_RDONLY).catch((e: unknown) => {
+      f.held = this.openSeen(f, constants.O_RDONLY, at).catch((e: unknown) => {
         // The path names another file or none now: the client's open must fail (ESTALE
         // makes the kernel look the name up again). Other failures leave the path.
         const code = (e as { errno?: number }).errno;
@@ -459,14 +459,16 @@ export class DirectoryFileServer {
     }, shared);
   }
 
-  /** @internal A descriptor of the file's data, checked to be the file `f` names. */
-  async openSeen(f: Seen, flags: number): Promise<number> {
+  /** @internal A descriptor of the file's data, checked to be the file `f` names (found at `at`). */
+  async openSeen(f: Seen, flags: number, at = f.path): Promise<number> {
     const held = await f.held;
     if (held !== undefined) return fd.reopen(held, flags);
-    const h = await this.#dir.openFile(f.path, flags);
+    const h = await this.#dir.openFile(at, flags);
     try {
       const st = await fd.fstat(h);
-      if (!fidOfStats(st).equals(f.fid)) throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
+      if (!fidOfStats(st).equals(f.fid)) throw new ServerError('error', `${at}: now another file`, -ESTALE);
+      // Found by the opener's path (another link of it, say): the path to use from now on.
+      f.path = at;
       return h;
     } catch (e) {
       await fd.close(h);
