@@ -743,14 +743,14 @@ export class CacheMount {
   async #beforeRemoval(parent: number, name: string): Promise<void> {
     const ino = this.#nodes.child(parent, name);
     const fid = ino === undefined ? undefined : this.#fidByIno.get(ino);
-    if (fid === undefined) return;
+    if (ino === undefined || fid === undefined) return;
     if (this.#cache?.cachedLength(fid) !== undefined) await this.#cache.flush(fid).catch(() => {});
     // The kernel holds the node and may be opening it this moment (its path walk came
     // before this removal): as on a local file system, that open must get this file,
     // so the server holds it until the kernel forgets the node.
-    if (!this.#keptForKernel.has(ino!)) {
-      this.#keptForKernel.set(ino!, fid);
-      await this.#server.hold(fid).catch(() => this.#keptForKernel.delete(ino!));
+    if (!this.#keptForKernel.has(ino)) {
+      this.#keptForKernel.set(ino, fid);
+      await this.#server.hold(fid).catch(() => this.#keptForKernel.delete(ino));
     }
   }
 

@@ -217,25 +217,33 @@ export class DirectoryFileServer {
       // so the check openSeen makes does not happen: make it here.
       checkPath(at, 'at');
       const a = await this.#dir.lstat(at).catch(() => undefined);
-      if (a === undefined || (a.mode & S_IFMT) !== S_IFREG || !fidOf(a).equals(f.fid)) {
-        throw new ServerError('error', `${at}: now another file`, -ESTALE);
-      }
+      if (a === undefined || !namesFile(a, f.fid)) throw new ServerError('error', `${at}: now another file`, -ESTALE);
     }
-    if (f.holds++ === 0 && f.held === undefined) {
-      f.held = this.openSeen(f, constants.O_RDONLY, at).catch((e: unknown) => {
+    this.#startHold(f, () =>
+      this.openSeen(f, constants.O_RDONLY, at).catch((e: unknown) => {
         // The path names another file or none now: the client's open must fail (ESTALE
         // makes the kernel look the name up again). Other failures leave the path.
         const code = (e as { errno?: number }).errno;
         if (code === -ESTALE || code === -ENOENT) throw e;
         return undefined;
-      });
-    }
+      }),
+    );
     try {
       await f.held;
     } catch (e) {
       if (--f.holds === 0) f.held = undefined;
       throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
     }
+  }
+
+  /**
+   * Counts a hold of `f`; the first one (with no descriptor left from an earlier hold
+   * whose close is still queued) takes the descriptor `open` gives. True if it did.
+   */
+  #startHold(f: Seen, open: () => Promise<number | undefined>): boolean {
+    if (f.holds++ > 0 || f.held !== undefined) return false;
+    f.held = open();
+    return true;
   }
 
   /**
@@ -298,7 +306,6 @@ export class DirectoryFileServer {
     );
   }
 
-  /** Creates an empty regular file owned by `who` (refused if the name exists). */
   /**
    * Creates an empty regular file owned by `who` (refused if the name exists). With
    * `hold`, the new file is held open as hold() would, from the moment it exists: no
@@ -311,13 +318,7 @@ export class DirectoryFileServer {
       let kept = false;
       try {
         const attr = this.#attrOf(relative, await this.#dir.attrOfOpen(h));
-        if (hold) {
-          const f = this.#seen(attr.fid!);
-          if (f.holds++ === 0 && f.held === undefined) {
-            f.held = Promise.resolve(h);
-            kept = true;
-          }
-        }
+        if (hold) kept = this.#startHold(this.#seen(attr.fid!), () => Promise.resolve(h));
         return attr;
       } finally {
         if (!kept) await fd.close(h);
@@ -511,9 +512,7 @@ export class DirectoryFileServer {
   /** A change made outside this server raises the version by FOREIGN_STEP; another file at the path is ESTALE. */
   async #notice(f: Seen): Promise<boolean> {
     const a = await this.attrNow(f);
-    if ((a.mode & S_IFMT) !== S_IFREG || !fidOf(a).equals(f.fid)) {
-      throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
-    }
+    if (!namesFile(a, f.fid)) throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
     const stamp = stampOf(a);
     if (stamp === f.stamp) return false;
     f.stamp = stamp;
@@ -667,6 +666,11 @@ function uniqueOf(inoHigh: number, btimeSec: number, btimeNsec: number): number 
   h = Math.imul(h ^ (btimeSec >>> 0) ^ Math.floor(btimeSec / 2 ** 32), 0xc2b2ae35);
   h = Math.imul(h ^ btimeNsec, 0x27d4eb2f);
   return (h ^ (h >>> 15)) >>> 0;
+}
+
+/** Whether `a` describes the regular file `fid` names (not another one at its path). */
+function namesFile(a: BackingAttr, fid: Fid): boolean {
+  return (a.mode & S_IFMT) === S_IFREG && fidOf(a).equals(fid);
 }
 
 function fidOf(a: BackingAttr): Fid {
