@@ -1,13 +1,14 @@
 /**
  * A SIGTERM at any moment of `cmkit mount`'s start-up, as an impatient operator or a
  * service manager sends one: the process exits 0, no mount is left in /proc/mounts, and
- * the mount point takes a new mount at once. Half the moments are spread from the first
- * one at which the CLI's code runs (the time a script that loads only its signal module
- * takes to answer) to when the kernel mount appears, half from there to after the mount
- * is ready, so they cover the live kernel mount before the workers have started too.
+ * the mount point takes a new mount at once. The moments are timed from the one at which
+ * the CLI first listens for SIGTERM (a preloaded helper says when; before it, Node's own
+ * start-up dies by any SIGTERM, and how long that takes on a loaded machine is noise):
+ * half from there to when the kernel mount appears, half from there to after the mount is
+ * ready, so they cover the live kernel mount before the workers have started too.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,49 +17,79 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { fuseUnavailable } from '../src/mount/fuse.js';
 import { CLI, mount, mounted } from './helpers/mount-process.js';
+import { MARKER } from './helpers/signal-handler-marker.js';
 
 const skip = fuseUnavailable();
 const POINTS = 20;
 // A bigger cache makes the stretch between the kernel mount and readiness (prefault,
 // workers) long enough for several of the points to land in it.
 const OPTIONS = ['--cache-size', '512M', '--workers', '2'];
+const PRELOAD = path.join(__dirname, 'helpers', 'signal-handler-marker.js');
 
-/** Milliseconds from spawn until the process prints `marker` (or exits). */
-async function timeTo(args: string[], marker: string): Promise<{ ms: number; code: number | null; out: string }> {
-  const start = performance.now();
-  const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+interface Start {
+  readonly p: ChildProcess;
+  readonly out: () => string;
+  /** Milliseconds from spawn to the CLI's first SIGTERM listener; rejects if it exits first. */
+  readonly listening: Promise<number>;
+  /** The modules loaded when that listener was added. */
+  readonly loadedFirst: () => string[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly spawnedAt: number;
+}
+
+function start(backing: string, mountpoint: string): Start {
+  const spawnedAt = performance.now();
+  const p = spawn(process.execPath, ['-r', PRELOAD, CLI, 'mount', backing, mountpoint, ...OPTIONS], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  let ms = -1;
+  let heard: (ms: number) => void = () => {};
+  const listening = new Promise<number>((resolve) => (heard = resolve));
   const seen = (d: Buffer): void => {
     out += d.toString();
-    if (ms < 0 && out.includes(marker)) ms = performance.now() - start;
+    if (out.includes(MARKER)) heard(performance.now() - spawnedAt);
   };
   p.stdout!.on('data', seen);
   p.stderr!.on('data', seen);
-  const code = await new Promise<number | null>((resolve) => {
-    p.on('exit', (c) => resolve(c));
-    if (marker !== 'exit') {
-      const poll = setInterval(() => {
-        if (ms >= 0) {
-          clearInterval(poll);
-          p.kill('SIGTERM');
-        }
-      }, 2);
-    }
-  });
-  return { ms: ms >= 0 ? ms : performance.now() - start, code, out };
+  // 'close', not 'exit': every byte it wrote has been read by then.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => p.on('close', (code, signal) => resolve({ code, signal })));
+  const listeningOrExit = Promise.race([
+    listening,
+    exited.then(({ code, signal }) => {
+      throw new Error(`exited (${code ?? signal}) before listening for SIGTERM: ${out}`);
+    }),
+  ]);
+  const markerLine = (): string => out.split('\n').find((line) => line.startsWith(MARKER)) ?? '';
+  return {
+    p,
+    out: () => out.replace(`${markerLine()}\n`, ''),
+    listening: listeningOrExit,
+    loadedFirst: () => markerLine().slice(MARKER.length + 2).split(' '),
+    exited,
+    spawnedAt,
+  };
 }
 
-/** Milliseconds from spawn until the kernel mount appears, and until the CLI says it is ready. */
+/** Milliseconds from the first SIGTERM listener until the kernel mount appears, and until the CLI says it is ready. */
 async function calibrate(backing: string, mountpoint: string): Promise<{ appeared: number; ready: number }> {
-  const start = performance.now();
+  const s = start(backing, mountpoint);
   let appeared = -1;
+  let ready = -1;
   const poll = setInterval(() => {
-    if (appeared < 0 && mounted(mountpoint)) appeared = performance.now() - start;
+    const now = performance.now() - s.spawnedAt;
+    if (appeared < 0 && mounted(mountpoint)) appeared = now;
+    if (ready < 0 && s.out().includes('cmkit: mounted')) {
+      ready = now;
+      s.p.kill('SIGTERM');
+    }
   }, 1);
   try {
-    const { ms } = await timeTo([CLI, 'mount', backing, mountpoint, ...OPTIONS], 'cmkit: mounted');
-    return { appeared: appeared < 0 ? ms : appeared, ready: ms };
+    const listening = await s.listening;
+    const { code } = await s.exited;
+    // Counted from the listener, the points would miss a CLI that listens late; so the
+    // listener must come before any other module of cmkit's has loaded.
+    assert.deepEqual(s.loadedFirst(), ['cli.js', 'stop-signals.js']);
+    assert.equal(code, 0, s.out());
+    assert.ok(ready > 0, s.out());
+    return { appeared: (appeared < 0 ? ready : appeared) - listening, ready: ready - listening };
   } finally {
     clearInterval(poll);
   }
@@ -72,36 +103,25 @@ test('SIGTERM at 20 points of start-up: exit 0, no mount left, the mount point u
   mkdirSync(mountpoint);
   writeFileSync(path.join(backing, 'f'), 'kept');
   try {
-    const signalsModule = path.join(path.dirname(CLI), 'stop-signals.js');
-    // The slowest of three, and a little more: the machine is noisy, and a signal before
-    // the handlers exist kills any Node process.
-    let first = 0;
-    for (let k = 0; k < 3; k++) {
-      first = Math.max(first, (await timeTo(['-e', `require(${JSON.stringify(signalsModule)}); console.log('taken')`], 'taken')).ms);
-    }
-    first += 10;
     const { ready, appeared } = await calibrate(backing, mountpoint);
     assert.equal(mounted(mountpoint), false, 'the calibration mount is gone');
-    const at = (k: number): number => {
+    const after = (k: number): number => {
       const half = POINTS / 2;
-      return k < half ? first + ((appeared - first) * k) / half : appeared + ((ready * 1.2 + 50 - appeared) * (k - half)) / (half - 1);
+      return k < half ? (appeared * k) / half : appeared + ((ready * 1.2 + 50 - appeared) * (k - half)) / (half - 1);
     };
     const outcomes: string[] = [];
     let sawMount = 0;
     for (let k = 0; k < POINTS; k++) {
-      const p = spawn(process.execPath, [CLI, 'mount', backing, mountpoint, ...OPTIONS], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<number | null>((resolve) => p.on('exit', (c) => resolve(c)));
-      await sleep(at(k));
+      const s = start(backing, mountpoint);
+      await s.listening;
+      await sleep(after(k));
       const live = mounted(mountpoint);
       if (live) sawMount++;
-      p.kill('SIGTERM');
-      const code = await exited;
+      s.p.kill('SIGTERM');
+      const { code, signal } = await s.exited;
       const left = mounted(mountpoint);
       if (left) execFileSync('umount', ['-l', mountpoint]);
-      outcomes.push(`${at(k).toFixed(0)} ms${live ? ' (mounted)' : ''}: exit ${code}${left ? ', mount left' : ''}: ${out.trim().split('\n').join(' | ')}`);
+      outcomes.push(`${after(k).toFixed(0)} ms after listening${live ? ' (mounted)' : ''}: exit ${code ?? signal}${left ? ', mount left' : ''}: ${s.out().trim().split('\n').join(' | ')}`);
       assert.equal(code, 0, outcomes.join('\n'));
       assert.equal(left, false, outcomes.join('\n'));
     }
