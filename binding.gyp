@@ -10,7 +10,7 @@
     {
       'target_name': 'cmkit_core',
       'type': 'static_library',
-      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp'],
+      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp', 'native/core/cache_file.cpp'],
     },
     {
       'target_name': 'cmkit',
@@ -27,6 +27,7 @@
         'native/addon/bench_binding.cpp',
         'native/addon/backing_binding.cpp',
         'native/addon/shared_memory.cpp',
+        'native/addon/cache_file_binding.cpp',
       ],
       'defines': [
         'NAPI_VERSION=8',

@@ -61,6 +61,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initRwLock(env, exports);
   initBench(env, exports);
   initBacking(env, exports);
+  initCacheFile(env, exports);
   return exports;
 }
 

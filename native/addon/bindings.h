@@ -9,5 +9,6 @@ void initRefTable(Napi::Env env, Napi::Object exports);
 void initRwLock(Napi::Env env, Napi::Object exports);
 void initBench(Napi::Env env, Napi::Object exports);
 void initBacking(Napi::Env env, Napi::Object exports);
+void initCacheFile(Napi::Env env, Napi::Object exports);
 
 }  // namespace cmkit::addon

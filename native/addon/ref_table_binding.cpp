@@ -253,6 +253,18 @@ Napi::Value removeIfIdle(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, a->shared->table.removeIfIdle(*slot, scratchFid(stateOf(env)->scratch)));
 }
 
+// Names slot with the key in the scratch words (rebuilding a table); returns a Status.
+Napi::Value restore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Attachment* a = attachmentOrThrow(env, "RefTable.restore");
+  if (!a) return env.Undefined();
+  auto slot = uint32Arg(info, 0, "slot");
+  if (!slot) return env.Undefined();
+  bool disowned = info.Length() > 1 && info[1].ToBoolean().Value();
+  Status st = a->shared->table.restore(*slot, scratchFid(stateOf(env)->scratch), disowned);
+  return Napi::Number::New(env, static_cast<int32_t>(st));
+}
+
 Napi::Value stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Attachment* a = attachmentOrThrow(env, "RefTable.stats");
@@ -304,6 +316,7 @@ void initRefTable(Napi::Env env, Napi::Object exports) {
   t.Set("fidAt", Napi::Function::New(env, fidAt, "fidAt"));
   t.Set("removeIfIdle", Napi::Function::New(env, removeIfIdle, "removeIfIdle"));
   t.Set("stats", Napi::Function::New(env, stats, "stats"));
+  t.Set("restore", Napi::Function::New(env, restore, "restore"));
   t.Set("layout", layout(env));
   t.Set("maxCapacity", RefTable::kMaxCapacity);
   exports.Set("refTable", t);

@@ -310,6 +310,25 @@ bool RefTable::removeIfIdle(uint32_t slot, const Fid& fid) {
   return true;
 }
 
+Status RefTable::restore(uint32_t slot, const Fid& fid, bool disowned) {
+  std::lock_guard<std::mutex> g(mutex_);
+  uint32_t used = used_.load(std::memory_order_relaxed);
+  if (slot >= capacity_ || slot < used) return Status::kBadSlot;
+  if (lookupLocked(fid) >= 0) return Status::kBadArgument;
+  beginChange();
+  for (uint32_t skipped = used; skipped < slot; skipped++) {
+    word(entryBase(skipped) + kNext).store(freeHead_, std::memory_order_relaxed);
+    removed_[skipped] = true;
+    freeHead_ = static_cast<int32_t>(skipped);
+    freed_.fetch_add(1, std::memory_order_relaxed);
+  }
+  used_.store(slot + 1, std::memory_order_relaxed);
+  nameLocked(slot, fid);
+  if (disowned) word(entryBase(slot) + kDisowned).store(1, std::memory_order_relaxed);
+  endChange();
+  return Status::kOk;
+}
+
 int32_t RefTable::refCount(uint32_t slot) {
   if (slot >= used()) return static_cast<int32_t>(Status::kBadSlot);
   std::lock_guard<std::mutex> g(mutex_);

@@ -130,6 +130,13 @@ class RefTable {
   // race with lookups (one that held it again wins) and with other removers.
   bool removeIfIdle(uint32_t slot, const Fid& fid);
 
+  // Rebuilds a table from a record of its names that outlived it (a cache file): names
+  // `slot` with `fid`, idle, or held by one disowned reference (a dirty record's own).
+  // Only before any holder uses the table, and in ascending slot order: the slots skipped
+  // go to the free list. kBadSlot for a slot out of order or range, kBadArgument for a
+  // name the table already has (a torn record's duplicate).
+  Status restore(uint32_t slot, const Fid& fid, bool disowned);
+
   // Batch forms. out[i] is a slot or kNotFound. releaseMany stops at the first bad slot
   // and returns its status, with *done set to how many were released.
   void findHoldMany(Shard& s, const Fid* fids, uint32_t n, int32_t* out);

@@ -13,9 +13,11 @@ import { evictClean } from './buffers.js';
 import type { BusyRetryPolicy } from './busy-retry.js';
 import { resolveOptions, type CacheManagerOptions } from './cache-options.js';
 import type { CacheContext, Caller } from './context.js';
+import { openCacheFile } from './cache-file.js';
 import { CacheViews, allocateCacheMemory, type CacheStats, type SharedCacheMemory } from './layout.js';
 import { read } from './read.js';
-import { flushAllDirty, flushVnode, salvageAllDirty } from './store.js';
+import { recoverCache, type RestoredCache } from './recover.js';
+import { flushAllDirty, flushVnode, salvageAllDirty, storeRestored } from './store.js';
 import { callbackBroken, cachedLength, statVnode, storeError, withVnode } from './vnode-status.js';
 import { truncate, write } from './write.js';
 
@@ -32,6 +34,7 @@ export {
   type CacheManagerOptions,
 } from './cache-options.js';
 export type { Caller } from './context.js';
+export type { RestoredCache } from './recover.js';
 
 /** The smallest page size of the hosts we run on: prefault() touches one byte per page. */
 const PAGE_SIZE = 4096;
@@ -75,6 +78,7 @@ export class CacheManager {
   readonly #config: Config;
   readonly #owned: { channel: ServerChannel } | { remote: RemoteFileServer };
   readonly #pagsAttached: boolean;
+  readonly #file: { unlock: () => void; restored: RestoredCache } | undefined;
 
   private constructor(
     server: FileServer,
@@ -83,8 +87,10 @@ export class CacheManager {
     config: Config,
     owned: { channel: ServerChannel } | { remote: RemoteFileServer },
     pags: { table: PagTable; attached: boolean } | undefined,
+    file?: { unlock: () => void; restored: RestoredCache },
   ) {
     const views = new CacheViews(config.memory);
+    this.#file = file;
     this.#config = config;
     this.#owned = owned;
     this.#pagsAttached = pags?.attached ?? false;
@@ -118,13 +124,19 @@ export class CacheManager {
   static create(server: FileServer, options: CacheManagerOptions = {}): CacheManager {
     checkObject(server, 'server');
     const o = resolveOptions(options);
-    const memory = allocateCacheMemory(o.maxVnodes, o.buffers, o.blockSize);
+    const opened = o.cacheFile === undefined ? undefined : openCacheFile(o.cacheFile, { blockSize: o.blockSize, buffers: o.buffers, maxVnodes: o.maxVnodes });
+    const memory = opened?.memory ?? allocateCacheMemory(o.maxVnodes, o.buffers, o.blockSize);
+    const vnodeTable = new RefTable({ capacity: o.maxVnodes });
+    const bufferTable = new RefTable({ capacity: o.buffers });
+    const restored = opened === undefined ? undefined : opened.existed
+      ? recoverCache(new CacheViews(memory), vnodeTable, bufferTable, o.blockSize)
+      : { vnodes: 0, cleanBuffers: 0, dirtyBuffers: 0, dirtyFids: [], dropped: 0 };
     const serverChannel = `cmkit.cache.${process.pid}.${nextCacheId++}.${Math.random().toString(36).slice(2)}`;
     const channel = new ServerChannel(serverChannel, server);
     const cm = new CacheManager(
       server,
-      new RefTable({ capacity: o.maxVnodes }),
-      new RefTable({ capacity: o.buffers }),
+      vnodeTable,
+      bufferTable,
       {
         memory,
         blockSize: o.blockSize,
@@ -139,6 +151,7 @@ export class CacheManager {
       },
       { channel },
       o.pags === undefined ? undefined : { table: o.pags, attached: false },
+      opened === undefined ? undefined : { unlock: opened.unlock, restored: restored! },
     );
     server.onCallbackBreak((fid) => callbackBroken(cm.#cache, fid));
     return cm;
@@ -201,6 +214,25 @@ export class CacheManager {
    */
   unsafeExposeInternals(): { views: CacheViews; vnodes: RefTable; buffers: RefTable } {
     return { views: this.#cache.v, vnodes: this.#cache.vnodes, buffers: this.#cache.buffers };
+  }
+
+  /**
+   * What the cache found in its cache file when it opened it (recover.ts); undefined
+   * for a cache in memory, or on a thread that attached.
+   */
+  get restored(): RestoredCache | undefined {
+    return this.#file?.restored;
+  }
+
+  /**
+   * Stores the unstored writes found in the cache file (restored.dirtyFids), each after
+   * one status of its file; a store refused for good is salvaged, as any store is. Call
+   * it before serving anything: a mount does, before it mounts. Resolves to how many of
+   * the files are now clean.
+   */
+  async storeRestored(): Promise<number> {
+    this.#checkOpen('storeRestored');
+    return storeRestored(this.#cache, this.#file?.restored.dirtyFids ?? []);
   }
 
   /** Counters shared by every thread of this cache. */
@@ -274,10 +306,12 @@ export class CacheManager {
    * Touches each page of the buffers' memory once (an atomic compare-exchange of 0 for 0,
    * which changes no byte), so that fetches never pay the kernel's first-touch page
    * faults: about 0.75 ms per MiB here, more than the copy itself. Safe while the cache
-   * is in use. A long-lived host (a mount) calls it once at start.
+   * is in use. A long-lived host (a mount) calls it once at start. A cache in a file is
+   * not touched: its pages are the file's, read in as they are used.
    */
   prefault(): void {
     this.#checkOpen('prefault');
+    if (this.#file !== undefined || this.#cache.v.seals !== undefined) return;
     const data = this.#cache.v.data;
     for (let i = 0; i < data.length; i += PAGE_SIZE) Atomics.compareExchange(data, i, 0, 0);
   }
@@ -372,6 +406,7 @@ export class CacheManager {
       this.#owned.channel.close();
       cache.vnodes.close();
       cache.buffers.close();
+      this.#file?.unlock();
     } else {
       this.#owned.remote.close();
       cache.vnodes.detach();

@@ -3,6 +3,7 @@
  * (a thread that attaches takes them from the descriptor).
  */
 
+import { constants as bufferConstants } from 'node:buffer';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -11,6 +12,8 @@ import { RefTable } from '../core/ref-table.js';
 import { checkInteger, checkObject } from '../core/validate.js';
 import { PagTable } from '../users/pag-table.js';
 import type { BusyRetryPolicy } from './busy-retry.js';
+
+const MAX_TYPED_ARRAY_BYTES = bufferConstants.MAX_LENGTH;
 
 export const DEFAULT_CACHE_SIZE = 64 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 4096;
@@ -61,6 +64,15 @@ export interface CacheManagerOptions {
    * @default $XDG_STATE_HOME/cmkit/salvage, else ~/.local/state/cmkit/salvage
    */
   readonly salvageDir?: string;
+  /**
+   * A file to keep the cache in instead of memory (cache-file.ts): created 0600 if it
+   * does not exist, mapped shared, paged by the kernel, so cacheSize may be far larger
+   * than RAM. A cache that opens a file another one left (closed or killed) finds its
+   * data again (recover.ts): clean blocks are served once their file's first status
+   * shows them current, and unstored writes are stored by storeRestored(). One process
+   * at a time. @default undefined (memory only)
+   */
+  readonly cacheFile?: string;
 }
 
 /** The salvage directory when none is given: under the user's state directory (XDG). */
@@ -82,6 +94,7 @@ export interface ResolvedOptions {
   readonly busyRetry: BusyRetryPolicy;
   readonly pags: PagTable | undefined;
   readonly salvageDir: string;
+  readonly cacheFile: string | undefined;
 }
 
 /** Checks `options`; a bad one is a TypeError or RangeError naming it. */
@@ -111,5 +124,17 @@ export function resolveOptions(options: CacheManagerOptions): ResolvedOptions {
   if (typeof salvageDir !== 'string' || salvageDir.length === 0 || salvageDir.includes('\0')) {
     throw invalidArgType('options.salvageDir', 'a non-empty path', salvageDir);
   }
-  return { blockSize, chunkSize, buffers, maxVnodes, maxReadahead, prefetch, storeBehind, busyRetry, pags, salvageDir: path.resolve(salvageDir) };
+  const cacheFile = options.cacheFile;
+  if (cacheFile !== undefined && (typeof cacheFile !== 'string' || cacheFile.length === 0 || cacheFile.includes('\0'))) {
+    throw invalidArgType('options.cacheFile', 'a non-empty path', cacheFile);
+  }
+  // One view spans the data blocks, and a typed array is at most this long in Node 20.
+  if (cacheFile !== undefined && buffers * blockSize > MAX_TYPED_ARRAY_BYTES) {
+    throw outOfRange('options.cacheSize', `at most ${MAX_TYPED_ARRAY_BYTES} bytes with a cache file`, cacheSize);
+  }
+  return {
+    blockSize, chunkSize, buffers, maxVnodes, maxReadahead, prefetch, storeBehind, busyRetry, pags,
+    salvageDir: path.resolve(salvageDir),
+    cacheFile: cacheFile === undefined ? undefined : path.resolve(cacheFile),
+  };
 }

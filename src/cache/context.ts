@@ -3,7 +3,7 @@
  * netfs's netfs_io_request, split in two: the cache's context here, and the Vnode handle
  * of one operation). The phase modules export functions taking the context; none
  * imports the CacheManager facade, and each imports only modules before it in this
- * list: buffers, vnode-status, fetch, store-error, salvage, reclaim, store, locked-pass,
+ * list: buffers, seal, vnode-status, fetch, store-error, salvage, reclaim, store, locked-pass,
  * access, prefetch, read, write, background (test/source-layout.test.ts checks there is
  * no cycle).
  *

@@ -20,6 +20,7 @@ import { countCached, holdBuffer, isValid, zero } from './buffers.js';
 import { assertLocked, rpc, vnodeHandle, type CacheContext, type Origin, type Vnode } from './context.js';
 import { BufferState, HEADER_I32, HeaderI32, VnodeF64, busyState } from './layout.js';
 import { RETRY, type Need, type Run } from './need.js';
+import { sealFilled } from './seal.js';
 import { applyServerVersion, zeroPoint } from './vnode-status.js';
 
 /** How this thread marks the buffers it claims. */
@@ -102,6 +103,7 @@ export async function fetchRun(cache: CacheContext, v: Vnode, run: Run, origin: 
         data.set(result.data.subarray(k * bs, k * bs + got), base);
         zero(cache, base + got, base + bs);
         cache.v.versions[slot] = result.dataVersion;
+        sealFilled(cache, filling, run.firstBlock + k, result.dataVersion, slot);
         const state = BufferState.Valid | (prefetched ? BufferState.Prefetched : 0);
         Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, state);
         if (isValid(cache, filling, slot, state)) countCached(cache, filling, 1);

@@ -35,7 +35,9 @@
  * |         |         |     | queued or running) and CHANGED_UNDER_DIRTY (W: someone    |
  * |         |         |     | else changed the file while we had unstored changes: the  |
  * |         |         |     | next store is a conflict) and LENGTH_SET (W: a truncation |
- * |         |         |     | set the length since the last store)                      |
+ * |         |         |     | set the length since the last store) and RESTORED (W:     |
+ * |         |         |     | found in a cache file at start; its clean buffers are     |
+ * |         |         |     | checked at the first status: seal.ts)                     |
  * | 64-79   | i32[16..19] | C | identity: the Fid the record was initialized for;       |
  * |         |         |     | written last, so a thread that finds a new entry before   |
  * |         |         |     | it is ready sees a mismatch and waits                     |
@@ -57,6 +59,9 @@
  * | 108-111 | i32[27] | W   | storeErrorSeq: the cache-wide error sequence number of    |
  * |         |         |     | the last permanent store failure, or 0 (errseq_t's role)  |
  * | 112-115 | i32[28] | W   | storeErrno: the errno of that failure                     |
+ * | 116-119 | i32[29] | C   | identitySeal: identityChecksum(identity, generation),     |
+ * |         |         |     | written before the identity; recovery keeps a record only |
+ * |         |         |     | if it matches (a flipped identity would name another file)|
  *
  * Buffer header: 40 bytes (Int32 view index = slot * 10); the vnode named by the
  * identity is the one whose lock guards it.
@@ -65,7 +70,9 @@
  * |-------|-----------|-----|-------------------------------------------------------|
  * | 0-3   | i32[0]    | *   | state: VALID 1, DIRTY 2, BUSY 4 (being fetched),      |
  * |       |           |     | PREFETCHED 8, STORING 16 (in a store batch not yet    |
- * |       |           |     | answered); while BUSY, bits 8-31 hold the claiming    |
+ * |       |           |     | answered), RESTORED 32 (found clean in a cache file,  |
+ * |       |           |     | not yet checked, never served as it is); while BUSY,  |
+ * |       |           |     | bits 8-31 hold the claiming                           |
  * |       |           |     | thread's token (mod 2^24), so one CAS claims, and a   |
  * |       |           |     | claim by a thread that died can be recognised and     |
  * |       |           |     | taken back                                            |
@@ -84,8 +91,12 @@
  * versions: Float64Array, one per buffer: the dataVersion its contents are correct for.
  * data: blockSize bytes per buffer. Both written under W, or under R by the thread whose
  * Busy claim the buffer carries.
+ * seals (a cache file only): Uint32Array, one per buffer: the checksum of the block as
+ * fetched, with its Fid, block number and version (seal.ts); written with the data.
  * stats: per-thread rows of counters; see STAT_ROWS.
  */
+
+import { fidHash } from '../core/fid.js';
 
 export const VNODE_BYTES = 128;
 export const VNODE_F64 = VNODE_BYTES / 8;
@@ -116,12 +127,14 @@ export const enum VnodeI32 {
   WriteSeq = 26,
   StoreErrorSeq = 27,
   StoreErrno = 28,
+  IdentitySeal = 29,
 }
 
 export const VNODE_DIRTY_HELD = 1;
 export const VNODE_STORE_QUEUED = 2;
 export const VNODE_CHANGED_UNDER_DIRTY = 4;
 export const VNODE_LENGTH_SET = 8;
+export const VNODE_RESTORED = 16;
 
 export const HEADER_BYTES = 40;
 export const HEADER_I32 = HEADER_BYTES / 4;
@@ -141,6 +154,7 @@ export const enum BufferState {
   Busy = 4,
   Prefetched = 8,
   Storing = 16,
+  Restored = 32,
 }
 
 /** The state word of a buffer claimed by the thread with `token`. */
@@ -205,19 +219,30 @@ export interface SharedCacheMemory {
   readonly versions: SharedArrayBuffer;
   readonly data: SharedArrayBuffer;
   readonly stats: SharedArrayBuffer;
+  /** A cache file's block seals; undefined for a cache in memory only. */
+  readonly seals?: SharedArrayBuffer;
+}
+
+/** Every vnode record names no Fid yet, not even 0.0.0.0. */
+export function clearVnodeIdentities(vnodes: SharedArrayBuffer): void {
+  const words = new Int32Array(vnodes);
+  for (let at = VnodeI32.Identity; at < words.length; at += VNODE_I32) words.fill(-1, at, at + 4);
+}
+
+/** The stats region: never in a cache file (counts start at zero with every cache). */
+export function allocateStats(): SharedArrayBuffer {
+  return new SharedArrayBuffer(STAT_BYTES);
 }
 
 export function allocateCacheMemory(maxVnodes: number, buffers: number, blockSize: number): SharedCacheMemory {
   const vnodes = new SharedArrayBuffer(maxVnodes * VNODE_BYTES);
-  // No record names any Fid yet, not even 0.0.0.0.
-  const words = new Int32Array(vnodes);
-  for (let slot = 0; slot < maxVnodes; slot++) words.fill(-1, slot * VNODE_I32 + VnodeI32.Identity, slot * VNODE_I32 + VnodeI32.Identity + 4);
+  clearVnodeIdentities(vnodes);
   return {
     vnodes,
     headers: new SharedArrayBuffer(buffers * HEADER_BYTES),
     versions: new SharedArrayBuffer(buffers * 8),
     data: new SharedArrayBuffer(buffers * blockSize),
-    stats: new SharedArrayBuffer(STAT_BYTES),
+    stats: allocateStats(),
   };
 }
 
@@ -229,6 +254,7 @@ export class CacheViews {
   readonly versions: Float64Array;
   readonly data: Uint8Array;
   readonly stats: BigInt64Array;
+  readonly seals: Uint32Array | undefined;
   readonly #statBase: number;
   /** [row dealer, store error sequence]. */
   readonly #tail: Int32Array;
@@ -239,6 +265,7 @@ export class CacheViews {
     this.headers = new Int32Array(memory.headers);
     this.versions = new Float64Array(memory.versions);
     this.data = new Uint8Array(memory.data);
+    this.seals = memory.seals === undefined ? undefined : new Uint32Array(memory.seals);
     this.stats = new BigInt64Array(memory.stats, 0, STAT_ROWS * STAT_ROW_WORDS);
     const rowDealer = new Int32Array(memory.stats, STAT_ROWS * STAT_ROW_WORDS * 8, 2);
     this.#tail = rowDealer;
@@ -264,6 +291,11 @@ export class CacheViews {
     });
     return out;
   }
+}
+
+/** The identitySeal of a vnode record naming (a, b, c, d) in `generation`. */
+export function identityChecksum(a: number, b: number, c: number, d: number, generation: number): number {
+  return fidHash(fidHash(a >>> 0, b >>> 0, c >>> 0, d >>> 0), generation >>> 0, 0x5ea1, 0) | 0;
 }
 
 /** Whether an identity (four words at `at`) names (a, b, c, d); read last word first. */

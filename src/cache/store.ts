@@ -27,7 +27,7 @@ import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DI
 import { dropRefused, reclaimBatchOfDeadThread, returnUnstored } from './reclaim.js';
 import { salvage } from './salvage.js';
 import { errnoOf, storeFailure } from './store-error.js';
-import { applyServerVersion, withVnode } from './vnode-status.js';
+import { applyServerVersion, ensureStatus, withVnode } from './vnode-status.js';
 
 /** Files flushAllDirty stores at once. */
 const FLUSH_ALL_PARALLEL = 8;
@@ -87,6 +87,30 @@ export async function flushAllDirty(cache: CacheContext): Promise<boolean> {
   await Promise.all(Array.from({ length: Math.min(FLUSH_ALL_PARALLEL, fids.length) }, lane));
   if (errors.length > 0) throw errors[0];
   return fids.length > 0;
+}
+
+/**
+ * Stores the unstored changes a cache file held (recover.ts), each file after one status
+ * (so its restored buffers are settled against the server's version first, and a file
+ * changed meanwhile makes the store a conflict, as in a live cache). Resolves to how
+ * many of the files are clean now; a file whose store failed keeps its data dirty, or
+ * salvaged, by the store-error rules.
+ */
+export async function storeRestored(cache: CacheContext, fids: readonly Fid[]): Promise<number> {
+  let clean = 0;
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < fids.length) {
+      const fid = fids[next++]!;
+      const stored = await withVnode(cache, fid, async (v) => {
+        await ensureStatus(cache, v, 'flush').catch(() => undefined);
+        await flushVnode(cache, v);
+      }).then(() => true, () => false);
+      if (stored) clean++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FLUSH_ALL_PARALLEL, fids.length) }, lane));
+  return clean;
 }
 
 /** The Fids of every vnode with unstored changes (holding itself: DIRTY_HELD). */

@@ -20,7 +20,8 @@ import type { Fid } from '../core/fid.js';
 import type { FileStatus } from '../server/file-server.js';
 import { dirtyCount } from './buffers.js';
 import { assertWriteLocked, rpc, vnodeHandle, type CacheContext, type Origin, type Vnode } from './context.js';
-import { VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityIs, storeIdentity } from './layout.js';
+import { VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityChecksum, identityIs, storeIdentity } from './layout.js';
+import { settleRestored } from './seal.js';
 import { nextRange } from './version-range.js';
 
 /** Runs `op` on fid's vnode, held (and so never recycled) until `op` settles. */
@@ -64,7 +65,8 @@ function initVnode(cache: CacheContext, slot: number, fid: Fid): void {
   Atomics.store(I, i + VnodeI32.StoreErrorSeq, 0);
   Atomics.store(I, i + VnodeI32.StoreErrno, 0);
   cache.access.clear(slot);
-  Atomics.add(I, i + VnodeI32.Generation, 1);
+  const generation = Atomics.add(I, i + VnodeI32.Generation, 1) + 1;
+  Atomics.store(I, i + VnodeI32.IdentitySeal, identityChecksum(fid.cell, fid.volume, fid.vnode, fid.unique, generation));
   storeIdentity(I, i + VnodeI32.Identity, fid.cell, fid.volume, fid.vnode, fid.unique);
 }
 
@@ -173,6 +175,7 @@ export async function statVnode(cache: CacheContext, v: Vnode): Promise<FileStat
 /** Under the write lock: the server said the file is at `version` with `length`. */
 export function applyServerVersion(cache: CacheContext, v: Vnode, version: number, length: number): void {
   assertWriteLocked(v, 'applyServerVersion');
+  if (settleRestored(cache, v, version, length)) return;
   const F = cache.v.vnodeF64;
   const I = cache.v.vnodeI32;
   const inFlight = Atomics.load(I, v.i + VnodeI32.StoresInFlight);

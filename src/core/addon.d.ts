@@ -67,6 +67,8 @@ export interface RefTableBinding {
   fidAt(slot: number): boolean;
   /** Reads the key from scratch[Cell..Hash]. */
   removeIfIdle(slot: number): boolean;
+  /** Names slot with the key in scratch (rebuilding a table); a Status. */
+  restore(slot: number, disowned: boolean): number;
   stats(): RefTableStats;
 }
 
@@ -127,6 +129,16 @@ export interface BackingBinding {
   maxFileSize(root: number): Promise<number>;
 }
 
+/** A cache file's mapping and the block checksum (native/addon/cache_file_binding.cpp). */
+export interface CacheFileBinding {
+  /**
+   * [unlock, ...SharedArrayBuffers over the [offset, length] regions of the file], or a
+   * positive errno. unlock() closes the file (and its flock); the mapping stays for the views.
+   */
+  map(path: string, bytes: number, regions: Float64Array): [() => void, ...SharedArrayBuffer[]] | number;
+  checksum(bytes: Uint8Array, offset: number, length: number, seed: number): number;
+}
+
 export interface Addon {
   readonly scratch: Uint32Array;
   readonly status: StatusCodes;
@@ -140,4 +152,5 @@ export interface Addon {
   readonly rwLock: RwLockBinding;
   readonly bench: BenchBinding;
   readonly backing: BackingBinding;
+  readonly cacheFile: CacheFileBinding;
 }

@@ -216,6 +216,21 @@ export class RefTable {
   }
 
   /**
+   * Rebuilds a table from names that outlived it (a cache file's records): `slot` names
+   * the key, idle, or held by one disowned reference. Only before anyone holds from the
+   * table, in ascending slot order. False (nothing changed) for a key the table already
+   * has or a slot out of order: the caller drops that record.
+   */
+  restoreKey(slot: number, k0: number, k1: number, k2: number, k3: number, disowned: boolean): boolean {
+    checkUint32(slot, 'slot');
+    this.#loadKey(k0 >>> 0, k1 >>> 0, k2 >>> 0, k3 >>> 0, fidHash(k0 >>> 0, k1 >>> 0, k2 >>> 0, k3 >>> 0), 'RefTable.restoreKey');
+    const status = binding.restore(slot, disowned);
+    if (status === addon.status.ok) return true;
+    if (status === addon.status.badArgument || status === addon.status.badSlot) return false;
+    throw statusError(status, 'RefTable.restoreKey');
+  }
+
+  /**
    * Whether the last getHold or getHoldKey on this thread created its entry (the slot
    * names that key for the first time). The allocation-free form of `onCreate`.
    */
