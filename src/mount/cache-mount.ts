@@ -108,6 +108,18 @@ const DEFAULT_MOUNT_CACHE: CacheManagerOptions = {
   cacheSize: 256 * 1024 * 1024,
 };
 
+/**
+ * Before the mount serves anything: the unstored writes a cache file held (a mount that
+ * was killed) go to the server. Their files are found by Fid first, since this server
+ * has not seen them yet. One that cannot be stored is salvaged by the store-error rules.
+ */
+async function storeRestored(server: DirectoryFileServer, cache: CacheManager | undefined): Promise<void> {
+  const restored = cache?.restored;
+  if (restored === undefined || restored.dirtyFids.length === 0) return;
+  await server.locate(restored.dirtyFids);
+  await cache!.storeRestored();
+}
+
 const DEFAULT_WORKERS = 2;
 const MAX_WORKERS = 64;
 
@@ -189,7 +201,15 @@ export class CacheMount {
     checkInteger(workers, 'options.workers', 0, MAX_WORKERS);
     const caching = options.caching ?? true;
     const maxFileSize = await server.maxFileSize();
-    const m = new CacheMount(server, mountpoint, caching, options.cache ?? {}, { entryTimeoutS, attrTimeoutS, maxFileSize });
+    const connection = server.connect();
+    const cache = caching ? CacheManager.create(connection, { ...DEFAULT_MOUNT_CACHE, ...options.cache }) : undefined;
+    try {
+      await storeRestored(server, cache);
+    } catch (e) {
+      await cache?.close().catch(() => {});
+      throw e;
+    }
+    const m = new CacheMount(server, mountpoint, connection, cache, { entryTimeoutS, attrTimeoutS, maxFileSize });
     // A mount lives long: pay the cache memory's page faults now, not in the first reads.
     m.#cache?.prefault();
     if (caching) {
@@ -206,8 +226,8 @@ export class CacheMount {
   private constructor(
     server: DirectoryFileServer,
     mountpoint: string,
-    caching: boolean,
-    cacheOptions: CacheManagerOptions,
+    connection: FileServer,
+    cache: CacheManager | undefined,
     limits: { entryTimeoutS: number; attrTimeoutS: number; maxFileSize: number },
   ) {
     const fuse = loadFuse();
@@ -219,8 +239,8 @@ export class CacheMount {
     this.#entryTimeoutS = limits.entryTimeoutS;
     this.#attrTimeoutS = limits.attrTimeoutS;
     this.#maxFileSize = limits.maxFileSize;
-    this.#connection = server.connect();
-    this.#cache = caching ? CacheManager.create(this.#connection, { ...DEFAULT_MOUNT_CACHE, ...cacheOptions }) : undefined;
+    this.#connection = connection;
+    this.#cache = cache;
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     const options = ['fsname=cmkit', 'subtype=cmkit', 'default_permissions'];
     if (process.getuid?.() === 0) options.push('allow_other');

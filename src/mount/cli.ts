@@ -3,19 +3,22 @@
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
  *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
- *               [--salvage-dir <dir>]
+ *               [--salvage-dir <dir>] [--cache-dir <dir>]
  *   cmkit stats <mountpoint>
  * A mount serves its stats on a control socket (./control.ts), which `cmkit stats` reads.
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
  * unmounts and stores every acknowledged write. A store the server refuses for good (the
  * file is gone, EFBIG, EACCES) is salvaged: its bytes go to --salvage-dir. If the server
  * fails for a while (full, busy, read-only), it keeps the data and retries every second
- * until a second signal gives it up: the rest is salvaged too (exit 1). Sizes take a K, M or G suffix (powers of
- * 1024).
+ * until a second signal gives it up: the rest is salvaged too (exit 1). Sizes take a K, M
+ * or G suffix (powers of 1024). With --cache-dir the cache lives in <dir>/cache, a file
+ * that may be far larger than memory and that the next mount starts from (a mount that
+ * was killed loses no acknowledged write: the next one stores it before it mounts).
  */
 // First, before any module that takes time to load: see ./stop-signals.ts.
 import { stopSignals } from './stop-signals.js';
 
+import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,7 +32,7 @@ const USAGE = `usage:
   cmkit --help
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
-              [--salvage-dir <dir>]
+              [--salvage-dir <dir>] [--cache-dir <dir>]
   cmkit stats <mountpoint>`;
 
 class UsageError extends Error {}
@@ -52,7 +55,7 @@ interface MountArgs {
 
 function parseMount(args: string[]): MountArgs {
   const positional: string[] = [];
-  const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number; salvageDir?: string } = {};
+  const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number; salvageDir?: string; cacheFile?: string } = {};
   let latencyMs = 0;
   let caching = true;
   let workers = 2;
@@ -67,6 +70,7 @@ function parseMount(args: string[]): MountArgs {
     else if (a === '--block-size') cache.blockSize = parseSize(value(), a);
     else if (a === '--chunk-size') cache.chunkSize = parseSize(value(), a);
     else if (a === '--salvage-dir') cache.salvageDir = path.resolve(value());
+    else if (a === '--cache-dir') cache.cacheFile = path.join(path.resolve(value()), 'cache');
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
@@ -84,6 +88,7 @@ function parseMount(args: string[]): MountArgs {
 async function mount(args: string[]): Promise<number> {
   const o = parseMount(args);
   const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
+  if (o.cache.cacheFile !== undefined) mkdirSync(path.dirname(o.cache.cacheFile), { recursive: true, mode: 0o700 });
   if (stopSignals.count > 0) {
     console.log(`cmkit: ${stopSignals.first} before the mount: not mounting`);
     return 0;
@@ -102,6 +107,11 @@ async function mount(args: string[]): Promise<number> {
     onSignal(`${stopSignals.first} while mounting`);
   } else {
     control = await serveControl(o.mountpoint, () => m.stats());
+    const r = m.cache?.restored;
+    if (r !== undefined) {
+      console.log(`cmkit: cache file ${o.cache.cacheFile}: found ${r.vnodes} files, ${r.cleanBuffers} clean blocks to check at first use, ` +
+        `${r.dirtyBuffers} unstored blocks of ${r.dirtyFids.length} files (stored before mounting); ${r.dropped} records dropped`);
+    }
     console.log(`cmkit: mounted ${path.resolve(o.backing)} at ${path.resolve(o.mountpoint)}${o.caching ? '' : ' (no cache)'}`);
   }
   await m.ended;

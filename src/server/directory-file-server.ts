@@ -51,7 +51,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { checkFid, Fid } from '../core/fid.js';
 import { checkObject } from '../core/validate.js';
-import { BackingDir, checkBytePath, fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type BackingAttr, type Time } from './backing-dir.js';
+import { BackingDir, checkBytePath, fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type BackingAttr, type DirEntryAttr, type Time } from './backing-dir.js';
 import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions, type StoreReply } from './file-server.js';
 import { Callbacks } from './callbacks.js';
 import { ServerError } from './server-error.js';
@@ -170,6 +170,36 @@ export class DirectoryFileServer {
     return this.#dir;
   }
 
+  /**
+   * Finds files by Fid alone, as a cache that outlived this server's last run asks for
+   * them (the unstored writes a cache file held): walks the backing tree, through held
+   * directory descriptors and without following symlinks, until it has seen them all.
+   * Resolves to the Fids it found; an RPC on one it did not find answers ESTALE.
+   */
+  async locate(fids: readonly Fid[]): Promise<Fid[]> {
+    const wanted = new Map(fids.map((f) => [f.toString(), f]));
+    const found: Fid[] = [];
+    const dirs = [''];
+    while (wanted.size > 0 && dirs.length > 0) {
+      const dir = dirs.shift()!;
+      let entries: DirEntryAttr[];
+      try {
+        entries = await this.#dir.readdirPlus(dir);
+      } catch {
+        continue; // gone or unreadable meanwhile: its files are not there to find
+      }
+      for (const e of entries) {
+        const p = join(dir, e.name);
+        if ((e.attr.mode & S_IFMT) === S_IFDIR) dirs.push(p);
+        const key = fidOf(e.attr).toString();
+        if ((e.attr.mode & S_IFMT) !== S_IFREG || !wanted.has(key)) continue;
+        found.push(this.#remember(p, e.attr));
+        wanted.delete(key);
+      }
+    }
+    return found;
+  }
+
   /** The Fid of a regular file under the root (`relative` a byte string). */
   async lookup(relative: string): Promise<Fid> {
     checkPath(relative, 'relative');
@@ -184,7 +214,7 @@ export class DirectoryFileServer {
     const key = fid.toString();
     const seen = this.#files.get(key);
     if (seen === undefined) {
-      this.#files.set(key, { fid, path: p, dataVersion: 1, stamp: stampOf(a), exclusive: Promise.resolve(), shared: new Set(), holds: 0, held: undefined });
+      this.#files.set(key, { fid, path: p, dataVersion: firstVersion(a), stamp: stampOf(a), exclusive: Promise.resolve(), shared: new Set(), holds: 0, held: undefined });
     } else {
       // Found under another path (moved outside the server, or a hard link): the same
       // file, its version kept; #notice will see whether its contents changed too.
@@ -681,6 +711,21 @@ function fidOfStats(st: BigIntStats): Fid {
   const birth = st.birthtimeNs;
   return new Fid(1, Number(st.dev & 0xffff_ffffn), Number(st.ino & 0xffff_ffffn),
     uniqueOf(Number(st.ino >> 32n), Number(birth / 1_000_000_000n), Number(birth % 1_000_000_000n)));
+}
+
+/**
+ * The version a file has when this server first sees it: 2^21 times a 31-bit hash of
+ * its stamp, plus one. Stable across restarts while the file is unchanged, so a cache
+ * that outlived a server (a cache file) finds its blocks still current; and a file
+ * changed meanwhile (any change moves the ctime) starts from another multiple of 2^21,
+ * which no run's versions reach by stores and FOREIGN_STEPs from theirs short of a hash
+ * collision (1 in 2^31).
+ */
+function firstVersion(a: BackingAttr): number {
+  const stamp = `${stampOf(a)}:${a.dev}:${a.ino}:${a.inoHigh}`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < stamp.length; i++) h = Math.imul(h ^ stamp.charCodeAt(i), 0x01000193);
+  return ((h ^ (h >>> 16)) >>> 1) * 2 ** 21 + 1;
 }
 
 function stampOf(a: BackingAttr): string {
