@@ -24,6 +24,7 @@ import { b10 } from './rows/b10-fair-share.js';
 import { b11 } from './rows/b11-pags.js';
 import { b12 } from './rows/b12-mount.js';
 import { b13 } from './rows/b13-listing.js';
+import { b14 } from './rows/b14-restart.js';
 import { fuseUnavailable } from '../src/mount/fuse.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
@@ -42,6 +43,7 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B11', b11],
   ['B12', b12],
   ['B13', b13],
+  ['B14', b14],
 ];
 
 async function main(): Promise<void> {

@@ -1,0 +1,107 @@
+import { randomFillSync } from 'node:crypto';
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { fuseUnavailable } from '../../src/mount/fuse.js';
+import { median, round } from '../measure.js';
+import { mountCli, unmountCli } from '../mount-cli.js';
+import type { RowFn } from '../row.js';
+
+const MiB = 1024 * 1024;
+
+/** Reads the whole file with O_DIRECT in 1 MiB read(2)s: every byte from the mount, none from the kernel's pages; bytes/s. */
+function directReadRate(file: string, size: number): number {
+  const buf = Buffer.allocUnsafe(MiB);
+  const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
+  try {
+    const t0 = performance.now();
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      total += n;
+    }
+    if (total !== size) throw new Error(`B14: read ${total} bytes of ${size}`);
+    return size / ((performance.now() - t0) / 1000);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * B14: the first read after a restart, from a cache file (`--cache-dir`): a new mount
+ * on the file the last one left checks each block's seal and serves it without a fetch.
+ * Against the same read from a cache in memory that is warm (the mount has read the file
+ * once), and against a cold cache (a new, empty cache file: every block fetched, with
+ * readahead). 1 ms per RPC, O_DIRECT reads so the kernel's pages serve none of them.
+ */
+export const b14: RowFn = async (ctx) => {
+  const why = fuseUnavailable();
+  if (why !== undefined) {
+    ctx.progress(`B14 skipped: ${why}`);
+    return undefined;
+  }
+  const size = (ctx.quick ? 64 : 256) * MiB;
+  const base = mkdtempSync(path.join(os.tmpdir(), 'cmkit-b14-'));
+  const backing = path.join(base, 'backing');
+  const mnt = path.join(base, 'mnt');
+  const cacheDir = path.join(base, 'cache-dir');
+  mkdirSync(backing);
+  mkdirSync(mnt);
+  const common = ['--latency-ms', '1', '--cache-size', `${(size >> 20) + 64}M`];
+  try {
+    const data = Buffer.allocUnsafe(size);
+    randomFillSync(data);
+    writeFileSync(path.join(backing, 'file'), data);
+    const file = path.join(mnt, 'file');
+    const cold: number[] = [];
+    const restart: number[] = [];
+    const memory: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      ctx.progress(`B14: cold, after restart and in-memory warm reads, run ${rep + 1} of 3`);
+      rmSync(cacheDir, { recursive: true, force: true });
+      let cli = await mountCli(backing, mnt, [...common, '--cache-dir', cacheDir]);
+      try {
+        cold.push(directReadRate(file, size));
+      } finally {
+        await unmountCli(cli, mnt);
+      }
+      cli = await mountCli(backing, mnt, [...common, '--cache-dir', cacheDir]);
+      try {
+        restart.push(directReadRate(file, size));
+      } finally {
+        await unmountCli(cli, mnt);
+      }
+      cli = await mountCli(backing, mnt, common);
+      try {
+        directReadRate(file, size);
+        memory.push(directReadRate(file, size));
+      } finally {
+        await unmountCli(cli, mnt);
+      }
+    }
+    const vsMemory = median(restart) / median(memory);
+    const vsCold = median(restart) / median(cold);
+    return {
+      id: 'B14',
+      name: `First read of ${size >> 20} MiB after a restart, from a cache file, 1 ms RPC latency`,
+      metric: 'MiB/s after restart (O_DIRECT)',
+      unit: 'MiB/s',
+      value: round(median(restart) / MiB),
+      baseline: round(median(cold) / MiB),
+      peer: null,
+      floor: null,
+      ratio: round(vsMemory),
+      goal: 'after restart >= 0.8x a warm cache in memory, >= 20x a cold cache',
+      met: vsMemory >= 0.8 && vsCold >= 20,
+      extra: {
+        'MiB/s warm in memory': round(median(memory) / MiB),
+        'MiB/s cold': round(median(cold) / MiB),
+        'after restart / cold': round(vsCold),
+      },
+    };
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+};
