@@ -10,7 +10,7 @@
     {
       'target_name': 'cmkit_core',
       'type': 'static_library',
-      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp', 'native/core/cache_file.cpp'],
+      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp', 'native/core/cache_file.cpp', 'native/core/checksum.cpp'],
     },
     {
       'target_name': 'cmkit',

@@ -4,8 +4,10 @@
 // and Atomics.wait on their words all meet in one place. Node-API cannot make a
 // SharedArrayBuffer over memory it did not allocate; V8's API can (shared_memory.h),
 // which needs V8's sandbox off, as it is in Node 20-24's builds.
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <thread>
 
 #include "../core/cache_file.h"
 #include "../core/checksum.h"
@@ -83,12 +85,45 @@ Napi::Value checksum(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, blockChecksum(a.Data() + static_cast<size_t>(off), static_cast<size_t>(len), seed));
 }
 
+// checksums(data: Uint8Array, blockSize, slots: Int32Array, seeds: Uint32Array, out:
+// Uint32Array): blockChecksums over the machine's cores (at most 4).
+Napi::Value checksums(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsTypedArray() || !info[1].IsNumber()) {
+    throwTypeError(env, "ERR_INVALID_ARG_TYPE", "checksums(data: Uint8Array, blockSize, slots: Int32Array, seeds: Uint32Array, out: Uint32Array)");
+    return env.Undefined();
+  }
+  Napi::Uint8Array data = info[0].As<Napi::Uint8Array>();
+  uint32_t blockSize = info[1].As<Napi::Number>().Uint32Value();
+  auto slots = int32ArrayArg(info, 2, "slots");
+  if (!slots) return env.Undefined();
+  auto seeds = uint32ArrayArg(info, 3, "seeds");
+  if (!seeds) return env.Undefined();
+  auto out = uint32ArrayArg(info, 4, "out");
+  if (!out) return env.Undefined();
+  if (blockSize == 0 || seeds->length != slots->length || out->length != slots->length) {
+    throwRangeError(env, "ERR_OUT_OF_RANGE", "checksums: slots, seeds and out must be as long as each other");
+    return env.Undefined();
+  }
+  size_t blocks = data.ByteLength() / blockSize;
+  for (size_t i = 0; i < slots->length; i++) {
+    if (slots->data[i] < 0 || static_cast<size_t>(slots->data[i]) >= blocks) {
+      throwRangeError(env, "ERR_OUT_OF_RANGE", "checksums: a slot outside the data");
+      return env.Undefined();
+    }
+  }
+  unsigned threads = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
+  blockChecksums(data.Data(), blockSize, slots->data, seeds->data, out->data, slots->length, threads);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void initCacheFile(Napi::Env env, Napi::Object exports) {
   Napi::Object c = Napi::Object::New(env);
   c.Set("map", Napi::Function::New(env, map, "map"));
   c.Set("checksum", Napi::Function::New(env, checksum, "checksum"));
+  c.Set("checksums", Napi::Function::New(env, checksums, "checksums"));
   exports.Set("cacheFile", c);
 }
 

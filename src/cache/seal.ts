@@ -23,13 +23,17 @@ import { forEachBufferOf, countCached } from './buffers.js';
 import { assertWriteLocked, type CacheContext, type Vnode } from './context.js';
 import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_RESTORED, VnodeF64, VnodeI32, blockOf } from './layout.js';
 
-const checksum = addon.cacheFile.checksum;
+const { checksum, checksums } = addon.cacheFile;
 const TWO32 = 2 ** 32;
 
+/** What a seal names besides the bytes: the Fid, the block number and the version. */
+function sealSeed(fid: Fid, block: number, version: number): number {
+  return fidHash(fid.hash, block >>> 0, Math.floor(block / TWO32), fidHash(version >>> 0, Math.floor(version / TWO32) >>> 0, 0, 0)) >>> 0;
+}
+
 /** The seal of the block in buffer `slot`, as block `block` of `fid` at `version`. */
-export function sealOf(cache: CacheContext, fid: Fid, block: number, version: number, slot: number): number {
-  const seed = fidHash(fid.hash, block >>> 0, Math.floor(block / TWO32), fidHash(version >>> 0, Math.floor(version / TWO32) >>> 0, 0, 0));
-  return checksum(cache.v.data, slot * cache.blockSize, cache.blockSize, seed >>> 0);
+function sealOf(cache: CacheContext, fid: Fid, block: number, version: number, slot: number): number {
+  return checksum(cache.v.data, slot * cache.blockSize, cache.blockSize, sealSeed(fid, block, version));
 }
 
 /** Under the write lock, as a fetch fills buffer `slot` with block `block` at `version`. */
@@ -57,12 +61,24 @@ export function settleRestored(cache: CacheContext, v: Vnode, version: number, l
   if (unstored && F[v.f + VnodeF64.DataVersion] !== version) Atomics.or(I, v.i + VnodeI32.Flags, VNODE_CHANGED_UNDER_DIRTY);
   const bs = cache.blockSize;
   const end = Math.ceil(Math.max(F[v.f + VnodeF64.Length]!, F[v.f + VnodeF64.ServerLength]!, length) / bs);
+  // Gathered first and checked in one native call over several cores: a restarted
+  // cache meets a whole file's blocks at once, at its first read.
+  const slots: number[] = [];
+  const seeds: number[] = [];
   forEachBufferOf(cache, v, 0, end, (slot, state) => {
     if (state !== BufferState.Restored) return;
-    const hs = slot * HEADER_I32 + HeaderI32.State;
-    const block = blockOf(H, slot * HEADER_I32);
-    const right = cache.v.versions[slot] === version && seals[slot] === sealOf(cache, v.fid, block, version, slot);
-    Atomics.store(H, hs, right ? BufferState.Valid : 0);
+    if (cache.v.versions[slot] !== version) {
+      Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, 0);
+      return;
+    }
+    slots.push(slot);
+    seeds.push(sealSeed(v.fid, blockOf(H, slot * HEADER_I32), version));
+  });
+  const sums = new Uint32Array(slots.length);
+  checksums(cache.v.data, bs, Int32Array.from(slots), Uint32Array.from(seeds), sums);
+  slots.forEach((slot, k) => {
+    const right = seals[slot] === sums[k];
+    Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, right ? BufferState.Valid : 0);
     if (right) countCached(cache, v, 1);
   });
   F[v.f + VnodeF64.DataVersion] = version;

@@ -137,6 +137,8 @@ export interface CacheFileBinding {
    */
   map(path: string, bytes: number, regions: Float64Array): [() => void, ...SharedArrayBuffer[]] | number;
   checksum(bytes: Uint8Array, offset: number, length: number, seed: number): number;
+  /** out[i] = the checksum of block slots[i] of `data` with seeds[i], over several cores. */
+  checksums(data: Uint8Array, blockSize: number, slots: Int32Array, seeds: Uint32Array, out: Uint32Array): void;
 }
 
 export interface Addon {
