@@ -1,5 +1,6 @@
 #include "checksum.h"
 
+#include <algorithm>
 #include <thread>
 #include <vector>
 

@@ -23,8 +23,9 @@ declare -A tests=(
   [fid_test]=""
   [ref_table_stress]="../core/ref_table.cpp ../core/asymmetric_fence.cpp"
   [rw_lock_stress]=""
+  [cache_file_test]="../core/cache_file.cpp ../core/checksum.cpp ../core/ref_table.cpp ../core/asymmetric_fence.cpp"
 )
-names=(fid_test ref_table_stress rw_lock_stress)
+names=(fid_test ref_table_stress rw_lock_stress cache_file_test)
 # The FUSE session, where libfuse3 is installed (it mounts for real: it skips itself,
 # saying why, without /dev/fuse or root).
 if pkg-config --exists fuse3 2>/dev/null; then
