@@ -31,7 +31,7 @@ export {
   DEFAULT_BUSY_MAX_DELAY_MS,
 } from './cache/cache-manager.js';
 export type { BusyRetryPolicy } from './cache/busy-retry.js';
-export type { CacheManagerOptions, CacheDescriptor, Caller } from './cache/cache-manager.js';
+export type { CacheManagerOptions, CacheDescriptor, Caller, RestoredCache } from './cache/cache-manager.js';
 export type { BackgroundJob, BackgroundRunner } from './cache/background-job.js';
 export { CachePool } from './pool/cache-pool.js';
 export type { CachePoolOptions, CachePoolStats } from './pool/cache-pool.js';
