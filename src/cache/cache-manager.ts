@@ -17,6 +17,7 @@ import { openCacheFile } from './cache-file.js';
 import { CacheViews, allocateCacheMemory, type CacheStats, type SharedCacheMemory } from './layout.js';
 import { read } from './read.js';
 import { recoverCache, type RestoredCache } from './recover.js';
+import { startSealCheck } from './seal.js';
 import { flushAllDirty, flushVnode, salvageAllDirty, storeRestored } from './store.js';
 import { callbackBroken, cachedLength, statVnode, storeError, withVnode } from './vnode-status.js';
 import { truncate, write } from './write.js';
@@ -154,6 +155,7 @@ export class CacheManager {
       opened === undefined ? undefined : { unlock: opened.unlock, restored: restored! },
     );
     server.onCallbackBreak((fid) => callbackBroken(cm.#cache, fid));
+    if (restored !== undefined && restored.cleanBuffers > 0) startSealCheck(cm.#cache);
     return cm;
   }
 

@@ -71,7 +71,9 @@
  * | 0-3   | i32[0]    | *   | state: VALID 1, DIRTY 2, BUSY 4 (being fetched),      |
  * |       |           |     | PREFETCHED 8, STORING 16 (in a store batch not yet    |
  * |       |           |     | answered), RESTORED 32 (found clean in a cache file,  |
- * |       |           |     | not yet checked, never served as it is); while BUSY,  |
+ * |       |           |     | not yet checked, never served as it is), with         |
+ * |       |           |     | SEAL_CHECKED 64 once its bytes matched its seal       |
+ * |       |           |     | (only its version is left to check); while BUSY,      |
  * |       |           |     | bits 8-31 hold the claiming                           |
  * |       |           |     | thread's token (mod 2^24), so one CAS claims, and a   |
  * |       |           |     | claim by a thread that died can be recognised and     |
@@ -155,6 +157,7 @@ export const enum BufferState {
   Prefetched = 8,
   Storing = 16,
   Restored = 32,
+  SealChecked = 64,
 }
 
 /** The state word of a buffer claimed by the thread with `token`. */

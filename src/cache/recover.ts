@@ -128,7 +128,7 @@ export function recoverCache(v: CacheViews, vnodes: RefTable, buffers: RefTable,
     const ownerOk = owner >= 0 && owner < maxVnodes && live[owner] === 1 &&
       H[h + HeaderI32.Identity + 1] === I[owner * VNODE_I32 + VnodeI32.Generation];
     const rangeOk = !isDirty || (hadUnstored[owner] === 1 && lo >= 0 && lo < hi && hi <= blockSize);
-    const cleanOk = isDirty || ((state & BufferState.Valid) !== 0 && v.seals !== undefined && Number.isFinite(v.versions[slot]!));
+    const cleanOk = isDirty || ((state & (BufferState.Valid | BufferState.Restored)) !== 0 && v.seals !== undefined && Number.isFinite(v.versions[slot]!));
     if (!ownerOk || !rangeOk || !cleanOk ||
         !buffers.restoreKey(slot, owner, H[h + HeaderI32.Identity + 1]!, H[h + HeaderI32.Identity + 2]!, H[h + HeaderI32.Identity + 3]!, isDirty)) {
       empty();

@@ -15,16 +15,71 @@
  *   right for the Fid asking; otherwise it is emptied.
  * - The range a restored vnode starts with is that version alone: the records' own
  *   versions are never trusted for clean data, so a torn record cannot widen it.
+ * - Whether a restored block's bytes match its seal needs no server: checkRestoredSeals
+ *   works through them in the background from the start, marking each SEAL_CHECKED or
+ *   emptying it, each by one CAS from RESTORED (which no other state returns to, so a
+ *   buffer recycled meanwhile is left alone); the first status then only compares
+ *   versions for the blocks it has reached.
  */
 
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
 import { addon } from '../core/native.js';
-import { fidHash, type Fid } from '../core/fid.js';
+import { Fid, fidHash } from '../core/fid.js';
 import { forEachBufferOf, countCached } from './buffers.js';
 import { assertWriteLocked, type CacheContext, type Vnode } from './context.js';
-import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_RESTORED, VnodeF64, VnodeI32, blockOf } from './layout.js';
+import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DIRTY_HELD, VNODE_I32, VNODE_RESTORED, VnodeF64, VnodeI32, blockOf } from './layout.js';
 
 const { checksum, checksums } = addon.cacheFile;
 const TWO32 = 2 ** 32;
+
+/** Restored blocks checkRestoredSeals checks per turn of the event loop (a few ms of work). */
+const CHECK_BATCH_BYTES = 4 << 20;
+
+/**
+ * Starts, in the background on the thread that opened the cache file, the check of
+ * every restored block's bytes against its seal, for the Fid its record names and the
+ * version it was filled at (see the invariants): a batch per turn, until done or the
+ * cache closes. close() waits for it (it is one of the thread's background jobs).
+ */
+export function startSealCheck(cache: CacheContext): void {
+  const run: Promise<void> = checkRestoredSeals(cache)
+    .catch(() => cache.v.count('backgroundFailures'))
+    .finally(() => cache.background.delete(run));
+  cache.background.add(run);
+}
+
+async function checkRestoredSeals(cache: CacheContext): Promise<void> {
+  const H = cache.v.headers;
+  const I = cache.v.vnodeI32;
+  const seals = cache.v.seals!;
+  const perBatch = Math.max(1, Math.floor(CHECK_BATCH_BYTES / cache.blockSize));
+  let slot = 0;
+  while (slot < cache.bufferCount && !cache.closed) {
+    const slots: number[] = [];
+    const seeds: number[] = [];
+    for (; slot < cache.bufferCount && slots.length < perBatch; slot++) {
+      const h = slot * HEADER_I32;
+      if (Atomics.load(H, h + HeaderI32.State) !== BufferState.Restored) continue;
+      const owner = Atomics.load(H, h + HeaderI32.Identity);
+      const i = owner * VNODE_I32;
+      if (owner < 0 || i >= I.length || Atomics.load(I, i + VnodeI32.Generation) !== Atomics.load(H, h + HeaderI32.Identity + 1)) continue;
+      const id = i + VnodeI32.Identity;
+      const fid = new Fid(I[id]! >>> 0, I[id + 1]! >>> 0, I[id + 2]! >>> 0, I[id + 3]! >>> 0);
+      slots.push(slot);
+      seeds.push(sealSeed(fid, blockOf(H, h), cache.v.versions[slot]!));
+    }
+    if (slots.length > 0) {
+      const sums = new Uint32Array(slots.length);
+      checksums(cache.v.data, cache.blockSize, Int32Array.from(slots), Uint32Array.from(seeds), sums);
+      slots.forEach((s, k) => {
+        const next = seals[s] === sums[k] ? BufferState.Restored | BufferState.SealChecked : 0;
+        Atomics.compareExchange(H, s * HEADER_I32 + HeaderI32.State, BufferState.Restored, next);
+      });
+    }
+    await nextTurn();
+  }
+}
 
 /** What a seal names besides the bytes: the Fid, the block number and the version. */
 function sealSeed(fid: Fid, block: number, version: number): number {
@@ -66,9 +121,15 @@ export function settleRestored(cache: CacheContext, v: Vnode, version: number, l
   const slots: number[] = [];
   const seeds: number[] = [];
   forEachBufferOf(cache, v, 0, end, (slot, state) => {
-    if (state !== BufferState.Restored) return;
+    if ((state & ~BufferState.SealChecked) !== BufferState.Restored) return;
+    const hs = slot * HEADER_I32 + HeaderI32.State;
     if (cache.v.versions[slot] !== version) {
-      Atomics.store(H, slot * HEADER_I32 + HeaderI32.State, 0);
+      Atomics.store(H, hs, 0);
+      return;
+    }
+    if (state === (BufferState.Restored | BufferState.SealChecked)) {
+      Atomics.store(H, hs, BufferState.Valid);
+      countCached(cache, v, 1);
       return;
     }
     slots.push(slot);
