@@ -4,6 +4,8 @@
 // and Atomics.wait on their words all meet in one place. Node-API cannot make a
 // SharedArrayBuffer over memory it did not allocate; V8's API can (shared_memory.h),
 // which needs V8's sandbox off, as it is in Node 20-24's builds.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -19,10 +21,12 @@ namespace cmkit::addon {
 
 namespace {
 
-// map(path, bytes, regions: Float64Array of [offset, length] pairs) -> [unlock, ...
-// SharedArrayBuffers over those regions of the file], or a positive errno (EWOULDBLOCK:
-// another process has the file; EINVAL: the file is another size). unlock() lets the
-// file go (MappedFile::unlock) and does not keep the mapping alive.
+// map(path, bytes, regions: Float64Array of [offset, length] pairs) -> [unlock, willNeed,
+// ...SharedArrayBuffers over those regions of the file], or a positive errno
+// (EWOULDBLOCK: another process has the file; EINVAL: the file is another size).
+// unlock() lets the file go (MappedFile::unlock); willNeed(offset, length) starts the
+// kernel reading that part of the file in (MADV_WILLNEED), so that touching it later
+// does not wait for the disk. Neither keeps the mapping alive.
 Napi::Value map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsTypedArray() ||
@@ -48,12 +52,19 @@ Napi::Value map(const Napi::CallbackInfo& info) {
   std::shared_ptr<MappedFile> file;
   int err = MappedFile::open(path.c_str(), static_cast<size_t>(bytes), &file);
   if (err != 0) return Napi::Number::New(env, err);
-  Napi::Array out = Napi::Array::New(env, regions.ElementLength() / 2 + 1);
+  Napi::Array out = Napi::Array::New(env, regions.ElementLength() / 2 + 2);
   std::weak_ptr<MappedFile> weak = file;
   out.Set(0u, Napi::Function::New(env, [weak](const Napi::CallbackInfo& info) {
     if (auto f = weak.lock()) f->unlock();
     return info.Env().Undefined();
   }, "unlock"));
+  out.Set(1u, Napi::Function::New(env, [weak](const Napi::CallbackInfo& info) {
+    auto f = weak.lock();
+    if (!f || info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) return info.Env().Undefined();
+    double off = info[0].As<Napi::Number>().DoubleValue(), len = info[1].As<Napi::Number>().DoubleValue();
+    if (off >= 0 && len > 0) f->advise(static_cast<size_t>(off), static_cast<size_t>(len), MADV_WILLNEED);
+    return info.Env().Undefined();
+  }, "willNeed"));
   for (size_t i = 0; i < regions.ElementLength(); i += 2) {
     SharedView view(file->data() + static_cast<size_t>(regions[i]), static_cast<size_t>(regions[i + 1]));
     napi_value sab = view.make(env, file);
@@ -61,7 +72,7 @@ Napi::Value map(const Napi::CallbackInfo& info) {
       throwRangeError(env, "ERR_CMKIT_MAP", "cacheFile.map: V8 refused a SharedArrayBuffer over the file");
       return env.Undefined();
     }
-    out.Set(static_cast<uint32_t>(i / 2 + 1), Napi::Value(env, sab));
+    out.Set(static_cast<uint32_t>(i / 2 + 2), Napi::Value(env, sab));
   }
   return out;
 }

@@ -62,6 +62,8 @@ export interface OpenedCacheFile {
   readonly generation: number;
   /** Lets the file go (another cache may open it); the mapping stays for the views. */
   readonly unlock: () => void;
+  /** Starts the kernel reading blocks [slot, slot + count) in, without waiting for it. */
+  readonly willNeed: (slot: number, count: number) => void;
 }
 
 const roundUp = (n: number): number => Math.ceil(n / PAGE) * PAGE;
@@ -150,7 +152,7 @@ export function openCacheFile(path: string, g: CacheFileGeometry): OpenedCacheFi
     const why = mapped === 22 ? ' (it is not the size this cache needs)' : mapped === 11 ? ' (another process has it open)' : '';
     throw cacheFileError(path, Object.assign(new Error(code + why), { code: code + why, errno: -mapped }));
   }
-  const [unlock, header, vnodes, headers, versions, seals, data] = mapped as [() => void, ...SharedArrayBuffer[]];
+  const [unlock, willNeed, header, vnodes, headers, versions, seals, data] = mapped as [() => void, (offset: number, length: number) => void, ...SharedArrayBuffer[]];
   const words = new Uint32Array(header!, 0, HEADER_WORDS);
   // Re-read under the lock: another process may have made the file in between.
   if (words[Word.Magic0] !== 0 && !existed) {
@@ -171,5 +173,6 @@ export function openCacheFile(path: string, g: CacheFileGeometry): OpenedCacheFi
     existed,
     generation: words[Word.Generation]!,
     unlock,
+    willNeed: (slot, count) => willNeed(regions.data.offset + slot * g.blockSize, count * g.blockSize),
   };
 }

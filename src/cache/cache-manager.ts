@@ -155,7 +155,7 @@ export class CacheManager {
       opened === undefined ? undefined : { unlock: opened.unlock, restored: restored! },
     );
     server.onCallbackBreak((fid) => callbackBroken(cm.#cache, fid));
-    if (restored !== undefined && restored.cleanBuffers > 0) startSealCheck(cm.#cache);
+    if (restored !== undefined && restored.cleanBuffers > 0) startSealCheck(cm.#cache, opened!.willNeed);
     return cm;
   }
 

@@ -33,7 +33,7 @@ import { BufferState, HEADER_I32, HeaderI32, VNODE_CHANGED_UNDER_DIRTY, VNODE_DI
 const { checksum, checksums } = addon.cacheFile;
 const TWO32 = 2 ** 32;
 
-/** Restored blocks checkRestoredSeals checks per turn of the event loop (a few ms of work). */
+/** Restored bytes checkRestoredSeals checks per turn of the event loop (about 1 ms). */
 const CHECK_BATCH_BYTES = 4 << 20;
 
 /**
@@ -42,42 +42,59 @@ const CHECK_BATCH_BYTES = 4 << 20;
  * version it was filled at (see the invariants): a batch per turn, until done or the
  * cache closes. close() waits for it (it is one of the thread's background jobs).
  */
-export function startSealCheck(cache: CacheContext): void {
-  const run: Promise<void> = checkRestoredSeals(cache)
+export function startSealCheck(cache: CacheContext, willNeed: (slot: number, count: number) => void): void {
+  const run: Promise<void> = checkRestoredSeals(cache, willNeed)
     .catch(() => cache.v.count('backgroundFailures'))
     .finally(() => cache.background.delete(run));
   cache.background.add(run);
 }
 
-async function checkRestoredSeals(cache: CacheContext): Promise<void> {
+interface SealBatch {
+  readonly slots: number[];
+  readonly seeds: number[];
+}
+
+async function checkRestoredSeals(cache: CacheContext, willNeed: (slot: number, count: number) => void): Promise<void> {
   const H = cache.v.headers;
   const I = cache.v.vnodeI32;
   const seals = cache.v.seals!;
   const perBatch = Math.max(1, Math.floor(CHECK_BATCH_BYTES / cache.blockSize));
-  let slot = 0;
-  while (slot < cache.bufferCount && !cache.closed) {
-    const slots: number[] = [];
-    const seeds: number[] = [];
-    for (; slot < cache.bufferCount && slots.length < perBatch; slot++) {
-      const h = slot * HEADER_I32;
+  let cursor = 0;
+  // The next batch of restored blocks from the cursor on, and the kernel told to read
+  // them in: while one batch is checked the next is on its way from the disk, so a
+  // turn of this thread's event loop never waits for it.
+  const collect = (): SealBatch => {
+    const batch: SealBatch = { slots: [], seeds: [] };
+    for (; cursor < cache.bufferCount && batch.slots.length < perBatch; cursor++) {
+      const h = cursor * HEADER_I32;
       if (Atomics.load(H, h + HeaderI32.State) !== BufferState.Restored) continue;
       const owner = Atomics.load(H, h + HeaderI32.Identity);
       const i = owner * VNODE_I32;
       if (owner < 0 || i >= I.length || Atomics.load(I, i + VnodeI32.Generation) !== Atomics.load(H, h + HeaderI32.Identity + 1)) continue;
       const id = i + VnodeI32.Identity;
       const fid = new Fid(I[id]! >>> 0, I[id + 1]! >>> 0, I[id + 2]! >>> 0, I[id + 3]! >>> 0);
-      slots.push(slot);
-      seeds.push(sealSeed(fid, blockOf(H, h), cache.v.versions[slot]!));
+      batch.slots.push(cursor);
+      batch.seeds.push(sealSeed(fid, blockOf(H, h), cache.v.versions[cursor]!));
     }
-    if (slots.length > 0) {
-      const sums = new Uint32Array(slots.length);
-      checksums(cache.v.data, cache.blockSize, Int32Array.from(slots), Uint32Array.from(seeds), sums);
-      slots.forEach((s, k) => {
-        const next = seals[s] === sums[k] ? BufferState.Restored | BufferState.SealChecked : 0;
-        Atomics.compareExchange(H, s * HEADER_I32 + HeaderI32.State, BufferState.Restored, next);
-      });
+    for (let k = 0; k < batch.slots.length; ) {
+      let n = 1;
+      while (k + n < batch.slots.length && batch.slots[k + n] === batch.slots[k]! + n) n++;
+      willNeed(batch.slots[k]!, n);
+      k += n;
     }
+    return batch;
+  };
+  let batch = collect();
+  while (batch.slots.length > 0 && !cache.closed) {
     await nextTurn();
+    const next = collect();
+    const sums = new Uint32Array(batch.slots.length);
+    checksums(cache.v.data, cache.blockSize, Int32Array.from(batch.slots), Uint32Array.from(batch.seeds), sums);
+    batch.slots.forEach((s, k) => {
+      const state = seals[s] === sums[k] ? BufferState.Restored | BufferState.SealChecked : 0;
+      Atomics.compareExchange(H, s * HEADER_I32 + HeaderI32.State, BufferState.Restored, state);
+    });
+    batch = next;
   }
 }
 

@@ -132,10 +132,11 @@ export interface BackingBinding {
 /** A cache file's mapping and the block checksum (native/addon/cache_file_binding.cpp). */
 export interface CacheFileBinding {
   /**
-   * [unlock, ...SharedArrayBuffers over the [offset, length] regions of the file], or a
-   * positive errno. unlock() closes the file (and its flock); the mapping stays for the views.
+   * [unlock, willNeed, ...SharedArrayBuffers over the [offset, length] regions of the
+   * file], or a positive errno. unlock() closes the file (and its flock); the mapping
+   * stays for the views. willNeed(offset, length): MADV_WILLNEED on that part of the file.
    */
-  map(path: string, bytes: number, regions: Float64Array): [() => void, ...SharedArrayBuffer[]] | number;
+  map(path: string, bytes: number, regions: Float64Array): [() => void, (offset: number, length: number) => void, ...SharedArrayBuffer[]] | number;
   checksum(bytes: Uint8Array, offset: number, length: number, seed: number): number;
   /** out[i] = the checksum of block slots[i] of `data` with seeds[i], over several cores. */
   checksums(data: Uint8Array, blockSize: number, slots: Int32Array, seeds: Uint32Array, out: Uint32Array): void;
