@@ -41,6 +41,7 @@
  */
 
 import path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 
 import { CacheManager, type CacheManagerOptions } from '../cache/cache-manager.js';
@@ -167,6 +168,8 @@ export class CacheMount {
   readonly #files = new Map<number, OpenFile>();
   /** Nodes removed while the kernel held them: the server holds their files until FORGET. */
   readonly #keptForKernel = new Map<number, Fid>();
+  /** Those holds being taken: an open that misses meanwhile waits for them and looks again. */
+  readonly #keeping = new Set<Promise<void>>();
   /** Unlinks and renames in flight, and how many have started. */
   readonly #removals = new Set<Promise<void>>();
   #removalsStarted = 0;
@@ -618,15 +621,20 @@ export class CacheMount {
   async #holdForOpen(ino: number, fid: Fid): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const started = this.#removalsStarted;
+      const at = this.#nodes.path(ino);
       try {
-        await this.#server.hold(fid, this.#nodes.path(ino));
+        await this.#server.hold(fid, at);
         return;
       } catch (e) {
-        // Only a removal that overlapped this attempt can explain the miss; a name
-        // changed outside the mount goes back to the kernel (ESTALE: it looks again).
+        // Only what the mount did meanwhile can explain the miss: a removal that
+        // overlapped this attempt, a new name for the node, or a hold for the kernel's
+        // sake still being taken. A name changed outside the mount goes back to the
+        // kernel (ESTALE: it looks again).
         const overlapped = this.#removals.size > 0 || this.#removalsStarted !== started;
-        if (!overlapped || errnoOf(e) !== errno.ESTALE || attempt === MAX_OPEN_ATTEMPTS) throw e;
-        await Promise.allSettled([...this.#removals]);
+        const explained = overlapped || this.#nodes.path(ino) !== at || this.#keptForKernel.has(ino);
+        if (!explained || errnoOf(e) !== errno.ESTALE || attempt === MAX_OPEN_ATTEMPTS) throw e;
+        await Promise.allSettled([...this.#removals, ...this.#keeping]);
+        await nextTurn();
       }
     }
   }
@@ -770,7 +778,12 @@ export class CacheMount {
     // so the server holds it until the kernel forgets the node.
     if (!this.#keptForKernel.has(ino)) {
       this.#keptForKernel.set(ino, fid);
-      await this.#server.hold(fid).catch(() => this.#keptForKernel.delete(ino));
+      const keeping = this.#server.hold(fid, this.#childPath(parent, name));
+      this.#keeping.add(keeping);
+      void keeping.catch(() => {}).finally(() => this.#keeping.delete(keeping));
+      // By the name being removed: the server's own last path of the file may be one
+      // the mount has since moved it from (a directory above it renamed, say).
+      await keeping.catch(() => this.#keptForKernel.delete(ino));
     }
   }
 

@@ -46,7 +46,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { constants } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 
 import { invalidArgType, outOfRange } from '../core/errors.js';
 import { checkFid, Fid } from '../core/fid.js';
@@ -242,27 +242,35 @@ export class DirectoryFileServer {
    */
   async hold(fid: Fid, at?: string): Promise<void> {
     const f = this.#seen(fid);
-    if (at !== undefined && f.held !== undefined) {
-      // A descriptor is there already (another opener's, or one whose close is queued),
-      // so the check openSeen makes does not happen: make it here.
-      checkPath(at, 'at');
-      const a = await this.#dir.lstat(at).catch(() => undefined);
-      if (a === undefined || !namesFile(a, f.fid)) throw new ServerError('error', `${at}: now another file`, -ESTALE);
-    }
-    this.#startHold(f, () =>
-      this.openSeen(f, constants.O_RDONLY, at).catch((e: unknown) => {
-        // The path names another file or none now: the client's open must fail (ESTALE
-        // makes the kernel look the name up again). Other failures leave the path.
-        const code = (e as { errno?: number }).errno;
-        if (code === -ESTALE || code === -ENOENT) throw e;
-        return undefined;
-      }),
-    );
-    try {
-      await f.held;
-    } catch (e) {
-      if (--f.holds === 0) f.held = undefined;
-      throw new ServerError('error', `${f.path}: now another file`, -ESTALE);
+    for (let attempt = 1; ; attempt++) {
+      if (at !== undefined && f.held !== undefined) {
+        // A descriptor is there already (another opener's, or one whose close is queued),
+        // so the check openSeen makes does not happen: make it here.
+        checkPath(at, 'at');
+        const a = await this.#dir.lstat(at).catch(() => undefined);
+        if (a === undefined || !namesFile(a, f.fid)) throw new ServerError('error', `${at}: now another file`, -ESTALE);
+      }
+      const mine = this.#startHold(f, () =>
+        this.openSeen(f, constants.O_RDONLY, at).catch((e: unknown) => {
+          // The path names another file or none now: the client's open must fail (ESTALE
+          // makes the kernel look the name up again). Other failures leave the path.
+          const code = (e as { errno?: number }).errno;
+          if (code === -ESTALE || code === -ENOENT) throw e;
+          return undefined;
+        }),
+      );
+      const held = f.held;
+      try {
+        await held;
+        return;
+      } catch {
+        if (--f.holds === 0 && f.held === held) f.held = undefined;
+        // Another hold's open failed (by a path that no longer names the file), and this
+        // one joined it: its own path, checked above, may still be right. Once the others
+        // that joined have let go, it opens by that path itself.
+        if (mine || at === undefined || attempt === 3) throw new ServerError('error', `${at ?? f.path}: now another file`, -ESTALE);
+        await nextTurn();
+      }
     }
   }
 
