@@ -17,8 +17,9 @@ for (let k = order.length - 1; k > 0; k--) {
   const j = s % (k + 1);
   [order[k], order[j]] = [order[j]!, order[k]!];
 }
-const fd = openSync(file!, 'r+');
+let fd = -1;
 try {
+  fd = openSync(file!, 'r+');
   for (const chunk of order) {
     // A write cut short (the mount died between the kernel's requests of one write(2))
     // acknowledged only its first part: the chunk is not counted.
