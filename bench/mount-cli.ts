@@ -1,6 +1,6 @@
 /** `cmkit mount` as its own process, as users run it, for the mount's bench rows. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
 
 export const CLI = path.join(__dirname, '..', 'src', 'mount', 'cli.js');
@@ -26,3 +26,27 @@ export async function unmountCli(cli: ChildProcess, mountpoint: string): Promise
   if (readFileSync('/proc/self/mounts', 'utf8').includes(` ${mountpoint} `)) execFileSync('umount', ['-l', mountpoint]);
 }
 
+const MiB = 1024 * 1024;
+/**
+ * Reads the whole file in 1 MiB read(2)s, as cp or a sequential reader does; bytes/s.
+ * `direct`: O_DIRECT, so the kernel's page cache serves nothing and every byte comes
+ * from the mount (the kernel then asks in 1 MiB requests).
+ */
+export function readRate(file: string, size: number, direct = false): number {
+  const buf = Buffer.allocUnsafe(MiB);
+  const fd = openSync(file, constants.O_RDONLY | (direct ? constants.O_DIRECT : 0));
+  try {
+    const t0 = performance.now();
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      total += n;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (total !== size) throw new Error(`${file}: read ${total} bytes of ${size}`);
+    return size / seconds;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,37 +1,14 @@
 import { randomFillSync } from 'node:crypto';
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { fuseUnavailable } from '../../src/mount/fuse.js';
 import { median, round } from '../measure.js';
-import { mountCli, unmountCli } from '../mount-cli.js';
+import { mountCli, readRate, unmountCli } from '../mount-cli.js';
 import type { RowFn } from '../row.js';
 
 const MiB = 1024 * 1024;
-/**
- * Reads the whole file in 1 MiB read(2)s, as cp or a sequential reader does; bytes/s.
- * `direct`: O_DIRECT, so the kernel's page cache serves nothing and every byte comes
- * from the mount (the kernel then asks in 1 MiB requests).
- */
-function readRate(file: string, size: number, direct = false): number {
-  const buf = Buffer.allocUnsafe(MiB);
-  const fd = openSync(file, constants.O_RDONLY | (direct ? constants.O_DIRECT : 0));
-  try {
-    const t0 = performance.now();
-    let total = 0;
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      total += n;
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    if (total !== size) throw new Error(`B12: read ${total} bytes of ${size}`);
-    return size / seconds;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * B12: sequential reads of a big file through `cmkit mount` over a backing directory with

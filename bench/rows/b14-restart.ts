@@ -1,33 +1,14 @@
 import { randomFillSync } from 'node:crypto';
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { fuseUnavailable } from '../../src/mount/fuse.js';
 import { median, round } from '../measure.js';
-import { mountCli, unmountCli } from '../mount-cli.js';
+import { mountCli, readRate, unmountCli } from '../mount-cli.js';
 import type { RowFn } from '../row.js';
 
 const MiB = 1024 * 1024;
-
-/** Reads the whole file with O_DIRECT in 1 MiB read(2)s: every byte from the mount, none from the kernel's pages; bytes/s. */
-function directReadRate(file: string, size: number): number {
-  const buf = Buffer.allocUnsafe(MiB);
-  const fd = openSync(file, constants.O_RDONLY | constants.O_DIRECT);
-  try {
-    const t0 = performance.now();
-    let total = 0;
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      total += n;
-    }
-    if (total !== size) throw new Error(`B14: read ${total} bytes of ${size}`);
-    return size / ((performance.now() - t0) / 1000);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * B14: the first read after a restart, from a cache file (`--cache-dir`): a new mount
@@ -63,20 +44,20 @@ export const b14: RowFn = async (ctx) => {
       rmSync(cacheDir, { recursive: true, force: true });
       let cli = await mountCli(backing, mnt, [...common, '--cache-dir', cacheDir]);
       try {
-        cold.push(directReadRate(file, size));
+        cold.push(readRate(file, size, true));
       } finally {
         await unmountCli(cli, mnt);
       }
       cli = await mountCli(backing, mnt, [...common, '--cache-dir', cacheDir]);
       try {
-        restart.push(directReadRate(file, size));
+        restart.push(readRate(file, size, true));
       } finally {
         await unmountCli(cli, mnt);
       }
       cli = await mountCli(backing, mnt, common);
       try {
-        directReadRate(file, size);
-        memory.push(directReadRate(file, size));
+        readRate(file, size, true);
+        memory.push(readRate(file, size, true));
       } finally {
         await unmountCli(cli, mnt);
       }
