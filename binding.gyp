@@ -1,11 +1,9 @@
 {
   # Two targets: the core (C++20, no Node headers; native/test builds the same sources
-  # under the sanitizers) and the thin addon that binds it. A third, the FUSE addon, is
-  # built only where libfuse3's development files are installed.
+  # under the sanitizers) and the thin addon that binds it. A third, the FUSE addon, on
+  # Linux: it speaks the kernel's protocol itself (linux/fuse.h, from the C library's
+  # kernel headers), so it needs no libfuse.
   'includes': ['common.gypi'],
-  'variables': {
-    'have_fuse3': '<!(pkg-config --exists fuse3 && echo 1 || echo 0)',
-  },
   'targets': [
     {
       'target_name': 'cmkit_core',
@@ -41,17 +39,20 @@
     },
   ],
   'conditions': [
-    ['have_fuse3==1', {
+    ['OS=="linux"', {
       'targets': [
         {
           'target_name': 'cmkit_fuse',
           'dependencies': [
             "<!(node -p \"require('node-addon-api').targets\"):node_addon_api",
           ],
-          'sources': ['native/fuse/fuse_session.cpp', 'native/fuse/fuse_binding.cpp'],
+          'sources': [
+            'native/fuse/fuse_wire.cpp',
+            'native/fuse/fuse_mount.cpp',
+            'native/fuse/fuse_session.cpp',
+            'native/fuse/fuse_binding.cpp',
+          ],
           'defines': ['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
-          'cflags_cc': ['<!@(pkg-config --cflags fuse3)'],
-          'libraries': ['<!@(pkg-config --libs fuse3)'],
         },
       ],
     }],

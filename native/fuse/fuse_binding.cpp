@@ -1,4 +1,4 @@
-// The FUSE addon (cmkit_fuse.node, built only where libfuse3 is installed): a thin
+// The FUSE addon (cmkit_fuse.node, built on Linux; no libfuse): a thin
 // binding of fuse_session.h. The JS facade (src/mount/fuse.ts) validates arguments; this
 // layer only refuses values of the wrong type.
 #include <napi.h>

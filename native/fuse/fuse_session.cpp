@@ -1,232 +1,19 @@
 #include "fuse_session.h"
 
+#include <fcntl.h>
 #include <poll.h>
-#include <sys/statvfs.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
+#include "fuse_mount.h"
+#include "fuse_wire.h"
+
 namespace cmkit::fuse {
-
-namespace {
-
-Session* sessionOf(fuse_req_t req) { return static_cast<Session*>(fuse_req_userdata(req)); }
-
-Request* make(fuse_req_t req, Op op, fuse_ino_t ino) {
-  auto* r = new Request();
-  r->req = req;
-  r->op = op;
-  r->ino = ino;
-  if (req != nullptr) {
-    const fuse_ctx* ctx = fuse_req_ctx(req);
-    r->uid = ctx->uid;
-    r->gid = ctx->gid;
-    r->pid = static_cast<uint32_t>(ctx->pid);
-  }
-  return r;
-}
-
-void queue(fuse_req_t req, Request* r) { sessionOf(req)->enqueue(r); }
-
-// A request on an open file (or directory) handle; read and readdir also carry a range.
-Request* onHandle(fuse_req_t req, Op op, fuse_ino_t ino, const fuse_file_info* fi, size_t size = 0, off_t off = 0) {
-  Request* r = make(req, op, ino);
-  r->fh = fi->fh;
-  r->size = size;
-  r->offset = off;
-  return r;
-}
-
-// Every capability chosen here, not left to libfuse's defaults:
-//   - ATOMIC_O_TRUNC: open carries O_TRUNC and the open handler truncates (as a pending
-//     truncation in the cache, so an overwrite fetches nothing).
-//   - READDIRPLUS, always (not the kernel's adaptive choice): a listing brings every
-//     entry's attributes in the same round, so `ls -l` costs no GETATTR per name.
-//   - no writeback cache: every write reaches the cache manager at once.
-//   - no AUTO_INVAL_DATA: the mount invalidates pages itself when the server says so.
-//   - no DONT_MASK: the kernel applies the caller's umask; the server applies the mode as sent.
-//   - no POSIX ACLs, no locks (the kernel keeps flock/fcntl locks local), no splice.
-//   - no HANDLE_KILLPRIV: the kernel clears setuid/setgid itself, by a SETATTR of the mode,
-//     on a write or chown by a non-owner, as a local file system clears them.
-//   - no EXPORT_SUPPORT: lookups of "." and ".." are never asked.
-// Big writes and reads (1 MiB).
-void opInit(void*, fuse_conn_info* conn) {
-  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_DONT_MASK |
-                  FUSE_CAP_POSIX_ACL | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_SPLICE_READ |
-                  FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_EXPORT_SUPPORT);
-  conn->want |= conn->capable & (FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS);
-  conn->max_write = 1024 * 1024;
-  conn->max_readahead = 1024 * 1024;
-}
-
-void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Request* r = make(req, Op::Lookup, parent);
-  r->name = name;
-  queue(req, r);
-}
-
-void opForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  Request* r = make(nullptr, Op::Forget, ino);
-  r->size = nlookup;
-  Session* s = sessionOf(req);
-  fuse_reply_none(req);
-  s->enqueue(r);
-}
-
-void opForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  Session* s = sessionOf(req);
-  fuse_reply_none(req);
-  for (size_t i = 0; i < count; i++) {
-    Request* r = make(nullptr, Op::Forget, forgets[i].ino);
-    r->size = forgets[i].nlookup;
-    s->enqueue(r);
-  }
-}
-
-void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { queue(req, make(req, Op::Getattr, ino)); }
-
-void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
-  Request* r = make(req, Op::Setattr, ino);
-  r->attr = *attr;
-  r->toSet = toSet;
-  r->fh = fi != nullptr ? fi->fh : 0;
-  queue(req, r);
-}
-
-void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { queue(req, make(req, Op::Opendir, ino)); }
-
-void opReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  queue(req, onHandle(req, Op::Readdir, ino, fi, size, off));
-}
-
-void opReleasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  queue(req, onHandle(req, Op::Releasedir, ino, fi));
-}
-
-void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Request* r = make(req, Op::Open, ino);
-  r->flags = static_cast<uint32_t>(fi->flags);
-  queue(req, r);
-}
-
-void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  Request* r = make(req, Op::Create, parent);
-  r->name = name;
-  r->mode = mode;
-  r->flags = static_cast<uint32_t>(fi->flags);
-  queue(req, r);
-}
-
-void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  queue(req, onHandle(req, Op::Read, ino, fi, size, off));
-}
-
-void opWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  Request* r = onHandle(req, Op::Write, ino, fi, 0, off);
-  r->data.assign(buf, buf + size);
-  queue(req, r);
-}
-
-void opFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) { queue(req, onHandle(req, Op::Flush, ino, fi)); }
-
-void opFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) { queue(req, onHandle(req, Op::Fsync, ino, fi)); }
-
-void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  queue(req, onHandle(req, Op::Release, ino, fi));
-}
-
-void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Request* r = make(req, Op::Unlink, parent);
-  r->name = name;
-  queue(req, r);
-}
-
-void opRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Request* r = make(req, Op::Rmdir, parent);
-  r->name = name;
-  queue(req, r);
-}
-
-void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Request* r = make(req, Op::Mkdir, parent);
-  r->name = name;
-  r->mode = mode;
-  queue(req, r);
-}
-
-void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
-              unsigned int flags) {
-  Request* r = make(req, Op::Rename, parent);
-  r->name = name;
-  r->ino2 = newparent;
-  r->name2 = newname;
-  r->flags = flags;
-  queue(req, r);
-}
-
-void opStatfs(fuse_req_t req, fuse_ino_t ino) { queue(req, make(req, Op::Statfs, ino)); }
-
-void opReadlink(fuse_req_t req, fuse_ino_t ino) { queue(req, make(req, Op::Readlink, ino)); }
-
-void opSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  Request* r = make(req, Op::Symlink, parent);
-  r->name = name;
-  r->name2 = target;
-  queue(req, r);
-}
-
-void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  Request* r = make(req, Op::Link, ino);
-  r->ino2 = newparent;
-  r->name = newname;
-  queue(req, r);
-}
-
-void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  Request* r = make(req, Op::Mknod, parent);
-  r->name = name;
-  r->mode = mode;
-  r->rdev = rdev;
-  queue(req, r);
-}
-
-void opReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  queue(req, onHandle(req, Op::Readdirplus, ino, fi, size, off));
-}
-
-const fuse_lowlevel_ops kOps = [] {
-  fuse_lowlevel_ops ops{};
-  ops.init = opInit;
-  ops.lookup = opLookup;
-  ops.forget = opForget;
-  ops.forget_multi = opForgetMulti;
-  ops.getattr = opGetattr;
-  ops.setattr = opSetattr;
-  ops.opendir = opOpendir;
-  ops.readdir = opReaddir;
-  ops.releasedir = opReleasedir;
-  ops.open = opOpen;
-  ops.create = opCreate;
-  ops.read = opRead;
-  ops.write = opWrite;
-  ops.flush = opFlush;
-  ops.fsync = opFsync;
-  ops.release = opRelease;
-  ops.unlink = opUnlink;
-  ops.rmdir = opRmdir;
-  ops.mkdir = opMkdir;
-  ops.rename = opRename;
-  ops.statfs = opStatfs;
-  ops.readlink = opReadlink;
-  ops.symlink = opSymlink;
-  ops.link = opLink;
-  ops.mknod = opMknod;
-  ops.readdirplus = opReaddirplus;
-  return ops;
-}();
-
-}  // namespace
 
 namespace {
 std::mutex registryMu;
@@ -241,36 +28,86 @@ std::shared_ptr<Session> Session::find(uint32_t id) {
 }
 
 std::shared_ptr<Session> Session::mount(const std::string& mountpoint, const std::vector<std::string>& options,
-                                        std::function<void()> wake, std::string& error) {
+                                        std::function<void()> wake, std::string& error, unsigned readers) {
   std::shared_ptr<Session> s(new Session());
   s->mountpoint_ = mountpoint;
   s->consumers_[0].wake = std::move(wake);
-  std::vector<std::string> argv = {"cmkit"};
-  for (const auto& o : options) {
-    argv.push_back("-o");
-    argv.push_back(o);
-  }
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
-  s->se_ = fuse_session_new(&args, &kOps, sizeof kOps, s.get());
-  fuse_opt_free_args(&args);  // what libfuse allocated while parsing them
-  if (s->se_ == nullptr) {
-    error = "fuse_session_new failed (bad mount options?)";
+  Mounted m = mountFuse(mountpoint, options, error);
+  if (m.fd < 0) return nullptr;
+  s->devs_.push_back(m.fd);
+  s->byHelper_ = m.byHelper;
+  s->mounted_ = true;
+  if (!s->answerInit(error) || !s->startReaders(readers < 1 ? 1 : readers, error)) {
+    s->stop();
     return nullptr;
   }
-  if (fuse_session_mount(s->se_, mountpoint.c_str()) != 0) {
-    error = "mounting " + mountpoint + " failed (is /dev/fuse there, and may this process mount?)";
-    fuse_session_destroy(s->se_);
-    s->se_ = nullptr;
-    return nullptr;
-  }
-  s->loopThread_ = std::thread([p = s.get()] { p->loop(); });
   s->notifierThread_ = std::thread([p = s.get()] { p->notifier(); });
   std::lock_guard<std::mutex> g(registryMu);
   s->id_ = nextSessionId++;
   registry[s->id_] = s;
   return s;
+}
+
+// INIT is the kernel's first message on a new connection (nothing else is sent until it
+// is answered), read here on the mount's descriptor while it still blocks.
+bool Session::answerInit(std::string& error) {
+  std::vector<char> buf(wire::kRequestBufferSize);
+  for (;;) {
+    pollfd p{devs_[0], POLLIN, 0};
+    int ready = poll(&p, 1, kInitTimeoutMs);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      error = "the kernel sent no FUSE INIT for " + mountpoint_;
+      return false;
+    }
+    ssize_t n = read(devs_[0], buf.data(), buf.size());
+    if (n < 0 && (errno == EINTR || errno == ENOENT)) continue;
+    fuse_in_header h{};
+    if (n < static_cast<ssize_t>(sizeof h)) {
+      error = "reading /dev/fuse for INIT: " + std::string(n < 0 ? std::strerror(errno) : "short message");
+      return false;
+    }
+    std::memcpy(&h, buf.data(), sizeof h);
+    if (h.opcode != FUSE_INIT) {
+      error = "the kernel's first FUSE message was not INIT";
+      return false;
+    }
+    fuse_init_out out;
+    int err = wire::negotiateInit(buf.data() + sizeof h, static_cast<size_t>(n) - sizeof h, out);
+    iovec body{&out, sizeof out};
+    send(0, h.unique, err, err == 0 ? &body : nullptr, err == 0 ? 1 : 0);
+    if (err != 0) {
+      error = "the kernel speaks a FUSE protocol older than 7.x";
+      return false;
+    }
+    // A kernel of a newer major is told ours and asks again.
+    fuse_init_in in{};
+    std::memcpy(&in, buf.data() + sizeof h, std::min(sizeof in, static_cast<size_t>(n) - sizeof h));
+    if (in.major == FUSE_KERNEL_VERSION) return true;
+  }
+}
+
+bool Session::startReaders(unsigned readers, std::string& error) {
+  stopFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stopFd_ < 0) {
+    error = std::string("eventfd: ") + std::strerror(errno);
+    return false;
+  }
+  for (unsigned i = 1; i < readers; i++) {
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    uint32_t master = static_cast<uint32_t>(devs_[0]);
+    if (fd < 0 || ioctl(fd, FUSE_DEV_IOC_CLONE, &master) != 0) {
+      error = std::string("cloning the /dev/fuse descriptor: ") + std::strerror(errno);
+      if (fd >= 0) close(fd);
+      return false;
+    }
+    devs_.push_back(fd);
+  }
+  // Non-blocking: a reader woken with another for one request must not then sleep in
+  // read(2), where stop() could not reach it.
+  for (int fd : devs_) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (uint32_t dev = 0; dev < devs_.size(); dev++) readerThreads_.emplace_back([this, dev] { reader(dev); });
+  return true;
 }
 
 Session::~Session() {
@@ -304,10 +141,7 @@ void Session::removeConsumer(uint32_t consumer) {
       o = outstanding_.erase(o);
     }
   }
-  for (Request* r : left) {
-    if (r->req != nullptr) fuse_reply_err(r->req, EIO);
-    delete r;
-  }
+  for (Request* r : left) answer(r, EIO);
 }
 
 void Session::route(uint64_t fh, uint32_t consumer, const uint32_t fid[4]) {
@@ -329,23 +163,57 @@ void Session::wakeAllLocked() {
   }
 }
 
-void Session::loop() {
-  fuse_buf buf{};
-  int fd = fuse_session_fd(se_);
-  while (!stopping_.load(std::memory_order_acquire) && !fuse_session_exited(se_)) {
-    pollfd p{fd, POLLIN, 0};
-    int ready = poll(&p, 1, kPollMs);
-    if (ready <= 0) continue;
-    int n = fuse_session_receive_buf(se_, &buf);
-    if (n == -EINTR || n == -EAGAIN) continue;
-    if (n <= 0) break;  // unmounted from outside, or the connection was aborted
-    fuse_session_process_buf(se_, &buf);
+void Session::reader(uint32_t dev) {
+  std::vector<char> buf(wire::kRequestBufferSize);
+  pollfd p[2] = {{devs_[dev], POLLIN, 0}, {stopFd_, POLLIN, 0}};
+  while (!stopping_.load(std::memory_order_acquire)) {
+    int ready = poll(p, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents != 0) break;
+    ssize_t n = read(devs_[dev], buf.data(), buf.size());
+    if (n < 0) {
+      // EAGAIN: another reader took it; ENOENT: the kernel dropped it (interrupted).
+      if (errno == EINTR || errno == EAGAIN || errno == ENOENT) continue;
+      if (errno == ENODEV) kernelEnded();  // unmounted from outside, or the connection aborted
+      break;
+    }
+    dispatch(dev, buf.data(), static_cast<size_t>(n));
   }
-  free(buf.mem);
-  loopEnded();
 }
 
-void Session::loopEnded() {
+void Session::dispatch(uint32_t dev, const char* msg, size_t n) {
+  auto* r = new Request();
+  r->dev = dev;
+  std::vector<wire::Forget> forgets;
+  int err = 0;
+  switch (wire::decode(msg, n, *r, forgets, err)) {
+    case wire::Decoded::Request:
+      enqueue(r);
+      return;
+    case wire::Decoded::Forgets:
+      for (const wire::Forget& f : forgets) {
+        auto* fr = new Request();
+        fr->op = Op::Forget;
+        fr->wantsReply = false;
+        fr->ino = f.ino;
+        fr->size = f.nlookup;
+        enqueue(fr);
+      }
+      break;
+    case wire::Decoded::Refuse:
+      send(dev, r->unique, err, nullptr, 0);
+      break;
+    case wire::Decoded::Ignore:
+      break;
+  }
+  delete r;
+}
+
+void Session::kernelEnded() {
+  if (kernelEnded_.exchange(true)) return;
   stopped_.store(true, std::memory_order_release);
   std::lock_guard<std::mutex> g(mu_);
   wakeAllLocked();  // the serving threads learn the mount is gone
@@ -378,7 +246,7 @@ std::vector<Request*> Session::take(uint32_t consumer) {
   std::vector<Request*> out(it->second.queue.begin(), it->second.queue.end());
   it->second.queue.clear();
   for (Request* r : out) {
-    if (r->req != nullptr) outstanding_.emplace(r->id, r);
+    if (r->wantsReply) outstanding_.emplace(r->id, r);
   }
   return out;
 }
@@ -392,74 +260,85 @@ Request* Session::claim(uint32_t id) {
   return r;
 }
 
-void Session::replyError(uint32_t id, int err) {
-  if (Request* r = claim(id)) {
-    fuse_reply_err(r->req, err);
-    delete r;
+void Session::send(uint32_t dev, uint64_t unique, int error, const iovec* iov, int n) {
+  fuse_out_header h{};
+  h.unique = unique;
+  h.error = unique == 0 ? error : -error;
+  iovec v[4];
+  v[0] = {&h, sizeof h};
+  size_t len = sizeof h;
+  for (int i = 0; i < n && i < 3; i++) {
+    v[i + 1] = iov[i];
+    len += iov[i].iov_len;
   }
+  h.len = static_cast<uint32_t>(len);
+  std::shared_lock<std::shared_mutex> g(devMu_);
+  if (devsClosed_) return;
+  // Errors are the kernel's to know: ENOENT (it gave up on the request: interrupted or
+  // aborted), ENODEV (the connection is gone). Neither leaves anything for us to do.
+  (void)!writev(devs_[dev], v, 1 + (n < 3 ? n : 3));
 }
 
-namespace {
-fuse_entry_param entryOf(const struct stat& st, double entryTimeout, double attrTimeout) {
-  fuse_entry_param e{};
-  e.ino = st.st_ino;
-  e.generation = 1;
-  e.attr = st;
-  e.attr_timeout = attrTimeout;
-  e.entry_timeout = entryTimeout;
-  return e;
+void Session::answer(Request* r, int error, const iovec* iov, int n) {
+  if (r->wantsReply) send(r->dev, r->unique, error, iov, n);
+  delete r;
 }
-}  // namespace
+
+void Session::replyError(uint32_t id, int err) {
+  if (Request* r = claim(id)) answer(r, err);
+}
 
 void Session::replyEntry(uint32_t id, const struct stat& st, double entryTimeout, double attrTimeout) {
   if (Request* r = claim(id)) {
-    fuse_entry_param e = entryOf(st, entryTimeout, attrTimeout);
-    fuse_reply_entry(r->req, &e);
-    delete r;
+    fuse_entry_out e = wire::entryOf(st.st_ino, st, entryTimeout, attrTimeout);
+    iovec v{&e, sizeof e};
+    answer(r, 0, &v, 1);
   }
 }
 
 void Session::replyCreate(uint32_t id, const struct stat& st, double entryTimeout, double attrTimeout, uint64_t fh,
                           bool keepCache) {
   if (Request* r = claim(id)) {
-    fuse_entry_param e = entryOf(st, entryTimeout, attrTimeout);
-    fuse_file_info fi{};
-    fi.fh = fh;
-    fi.keep_cache = keepCache ? 1 : 0;
-    fuse_reply_create(r->req, &e, &fi);
-    delete r;
+    fuse_entry_out e = wire::entryOf(st.st_ino, st, entryTimeout, attrTimeout);
+    fuse_open_out o{};
+    o.fh = fh;
+    o.open_flags = wire::openFlags(keepCache, false);
+    iovec v[2] = {{&e, sizeof e}, {&o, sizeof o}};
+    answer(r, 0, v, 2);
   }
 }
 
 void Session::replyAttr(uint32_t id, const struct stat& st, double attrTimeout) {
   if (Request* r = claim(id)) {
-    fuse_reply_attr(r->req, &st, attrTimeout);
-    delete r;
+    fuse_attr_out a = wire::attrOutOf(st, attrTimeout);
+    iovec v{&a, sizeof a};
+    answer(r, 0, &v, 1);
   }
 }
 
 void Session::replyOpen(uint32_t id, uint64_t fh, bool keepCache, bool directIo) {
   if (Request* r = claim(id)) {
-    fuse_file_info fi{};
-    fi.fh = fh;
-    fi.keep_cache = keepCache ? 1 : 0;
-    fi.direct_io = directIo ? 1 : 0;
-    fuse_reply_open(r->req, &fi);
-    delete r;
+    fuse_open_out o{};
+    o.fh = fh;
+    o.open_flags = wire::openFlags(keepCache, directIo);
+    iovec v{&o, sizeof o};
+    answer(r, 0, &v, 1);
   }
 }
 
 void Session::replyData(uint32_t id, const char* data, size_t size) {
   if (Request* r = claim(id)) {
-    fuse_reply_buf(r->req, data, size);
-    delete r;
+    iovec v{const_cast<char*>(data), size};
+    answer(r, 0, &v, 1);
   }
 }
 
 void Session::replyWrite(uint32_t id, size_t count) {
   if (Request* r = claim(id)) {
-    fuse_reply_write(r->req, count);
-    delete r;
+    fuse_write_out w{};
+    w.size = static_cast<uint32_t>(count);
+    iovec v{&w, sizeof w};
+    answer(r, 0, &v, 1);
   }
 }
 
@@ -469,16 +348,13 @@ void Session::replyDir(uint32_t id, const std::vector<DirEntry>& listing, size_t
   std::vector<char> buf(r->size);
   size_t used = 0;
   for (size_t i = offset; i < listing.size(); i++) {
-    struct stat st {};
-    st.st_ino = listing[i].ino;
-    st.st_mode = listing[i].mode;
-    size_t need = fuse_add_direntry(r->req, buf.data() + used, buf.size() - used, listing[i].name.c_str(), &st,
-                                    static_cast<off_t>(i + 1));
+    size_t need = wire::addDirent(buf.data() + used, buf.size() - used, listing[i].name, listing[i].ino,
+                                  listing[i].mode, i + 1);
     if (need > buf.size() - used) break;
     used += need;
   }
-  fuse_reply_buf(r->req, buf.data(), used);
-  delete r;
+  iovec v{buf.data(), used};
+  answer(r, 0, &v, 1);
 }
 
 size_t Session::replyDirPlus(uint32_t id, const std::vector<DirEntryPlus>& entries, size_t offset,
@@ -489,34 +365,30 @@ size_t Session::replyDirPlus(uint32_t id, const std::vector<DirEntryPlus>& entri
   size_t used = 0;
   size_t sent = 0;
   for (const DirEntryPlus& d : entries) {
-    fuse_entry_param e{};
-    e.ino = d.ino;
-    e.generation = 1;
-    e.attr = d.attr;
-    e.attr_timeout = attrTimeout;
-    e.entry_timeout = entryTimeout;
-    size_t need = fuse_add_direntry_plus(r->req, buf.data() + used, buf.size() - used, d.name.c_str(), &e,
-                                         static_cast<off_t>(offset + sent + 1));
+    size_t need = wire::addDirentPlus(buf.data() + used, buf.size() - used, d.name, d.ino, d.attr,
+                                      offset + sent + 1, entryTimeout, attrTimeout);
     if (need > buf.size() - used) break;
     used += need;
     sent++;
   }
-  fuse_reply_buf(r->req, buf.data(), used);
-  delete r;
+  iovec v{buf.data(), used};
+  answer(r, 0, &v, 1);
   return sent;
 }
 
 void Session::replyReadlink(uint32_t id, const std::string& target) {
   if (Request* r = claim(id)) {
-    fuse_reply_readlink(r->req, target.c_str());
-    delete r;
+    iovec v{const_cast<char*>(target.data()), target.size()};
+    answer(r, 0, &v, 1);
   }
 }
 
 void Session::replyStatfs(uint32_t id, const struct statvfs& sv) {
   if (Request* r = claim(id)) {
-    fuse_reply_statfs(r->req, &sv);
-    delete r;
+    fuse_statfs_out o{};
+    o.st = wire::statfsOf(sv);
+    iovec v{&o, sizeof o};
+    answer(r, 0, &v, 1);
   }
 }
 
@@ -543,8 +415,12 @@ void Session::notifier() {
     uint64_t ino = invalidations_.front();
     invalidations_.pop_front();
     g.unlock();
-    // ENOENT: the kernel no longer knows the inode, so it caches nothing of it.
-    fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+    // Attributes and every cached page. ENOENT: the kernel no longer knows the inode, so
+    // it caches nothing of it.
+    fuse_notify_inval_inode_out n{};
+    n.ino = ino;
+    iovec v{&n, sizeof n};
+    send(0, 0, FUSE_NOTIFY_INVAL_INODE, &v, 1);
     invalidated_.fetch_add(1, std::memory_order_acq_rel);
     g.lock();
     if (consumers_[0].wake) consumers_[0].wake();
@@ -552,12 +428,19 @@ void Session::notifier() {
 }
 
 void Session::stop() {
-  if (se_ == nullptr) return;
+  if (!mounted_) return;
+  mounted_ = false;
   stopping_.store(true, std::memory_order_release);
-  if (loopThread_.joinable()) loopThread_.join();
+  if (stopFd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(stopFd_, &one, sizeof one);
+  }
+  for (std::thread& t : readerThreads_) t.join();
+  readerThreads_.clear();
   std::vector<Request*> left;
   {
     std::lock_guard<std::mutex> g(mu_);
+    stopped_.store(true, std::memory_order_release);
     unmounted_ = true;
     invalidated_.store(tickets_, std::memory_order_release);
     for (auto& [id, c] : consumers_) {
@@ -567,16 +450,22 @@ void Session::stop() {
     routes_.clear();
     for (auto& [id, r] : outstanding_) left.push_back(r);
     outstanding_.clear();
+    wakeAllLocked();
   }
   notifierCv_.notify_all();
   if (notifierThread_.joinable()) notifierThread_.join();
-  for (Request* r : left) {
-    if (r->req != nullptr) fuse_reply_err(r->req, EIO);
-    delete r;
+  for (Request* r : left) answer(r, EIO);
+  // Ended from outside already (POLLERR: the connection is gone)? Then the mount point may
+  // hold something else by now: leave it alone.
+  pollfd p{devs_[0], 0, 0};
+  bool ended = kernelEnded_.load() || (poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0);
+  {
+    std::unique_lock<std::shared_mutex> g(devMu_);
+    devsClosed_ = true;
+    for (int fd : devs_) close(fd);  // the connection ends with its last descriptor
   }
-  fuse_session_unmount(se_);
-  fuse_session_destroy(se_);
-  se_ = nullptr;
+  if (stopFd_ >= 0) close(stopFd_);
+  if (!ended) unmountFuse(mountpoint_, byHelper_);
 }
 
 }  // namespace cmkit::fuse

@@ -1,30 +1,35 @@
-// A FUSE mount served from another thread: libfuse's low-level session, read by one
-// loop thread that never waits for the requests it reads to be answered.
+// A FUSE mount served from other threads: the kernel's protocol spoken directly
+// (fuse_wire.h), read by a few reader threads that never wait for the requests they read
+// to be answered. No libfuse: the mount builds wherever the addon builds.
 //
 // Threads and who may wait on whom:
-//   - The loop thread reads /dev/fuse, turns each request into a Request, queues it and
-//     calls `wake` (which must not block: the binding posts to a JS thread). It answers
-//     only FORGET (which wants no answer) and INIT itself. It polls with a timeout so
-//     stop() ends it within kPollMs whatever the kernel is doing.
+//   - Reader threads (kReaders by default), each on its own descriptor of the connection
+//     (the mount's, or a clone of it: FUSE_DEV_IOC_CLONE), read requests, turn each into a
+//     Request, queue it and call its consumer's `wake` (which must not block: the binding
+//     posts to a JS thread). They answer only what no consumer serves (ENOSYS) and take
+//     FORGETs (which want no answer). They wait in poll(2) on their descriptor and on an
+//     eventfd that stop() signals, so stop() ends them at once.
+//     INIT is answered by mount() itself, before any reader starts.
 //   - Serving threads (JS threads, each a consumer with its own queue and wake) take
 //     their queued requests and answer each exactly once, whenever its work is done,
-//     with the reply* calls. A reply is one write to /dev/fuse: it never waits for the
-//     loop thread. Consumer 0 is the thread that mounted; it gets every request except
-//     the data requests (read, write, flush, fsync) of a file handle it routed to
-//     another consumer, which carry the Fid it routed with them.
+//     with the reply* calls. A reply is one writev to the descriptor the request came in
+//     on (the kernel matches it there): it never waits for a reader. Consumer 0 is the
+//     thread that mounted; it gets every request except the data requests (read, write,
+//     flush, fsync) of a file handle it routed to another consumer, which carry the Fid
+//     it routed with them.
 //   - The notifier thread sends cache invalidations to the kernel. They can wait on page
 //     locks that an unanswered READ holds, so they must never run on the serving thread
 //     (which is the one that would answer that READ).
 //
 // Invariants: every request taken is answered once (stop() answers what was never taken
-// and what was taken but not answered with EIO); after stop() the reply calls do nothing.
-// Wakes are called under mu_, so a consumer removed under mu_ is never woken after.
+// and what was taken but not answered with EIO); after stop() the reply calls do nothing
+// and no descriptor is written after it is closed (devMu_). Wakes are called under mu_,
+// so a consumer removed under mu_ is never woken after.
 #pragma once
 
-#define FUSE_USE_VERSION 34
-#include <fuse_lowlevel.h>
-
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -33,73 +38,28 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "fuse_request.h"
+
 namespace cmkit::fuse {
-
-enum class Op : uint8_t {
-  Lookup,
-  Forget,
-  Getattr,
-  Setattr,
-  Opendir,
-  Readdir,
-  Releasedir,
-  Open,
-  Create,
-  Read,
-  Write,
-  Flush,
-  Fsync,
-  Release,
-  Unlink,
-  Rename,
-  Mkdir,
-  Rmdir,
-  Statfs,
-  Readlink,
-  Symlink,
-  Link,
-  Mknod,
-  Readdirplus,
-};
-
-// One kernel request, copied out of libfuse's buffer so it outlives the loop's callback.
-struct Request {
-  uint32_t id = 0;
-  Op op = Op::Lookup;
-  fuse_req_t req = nullptr;
-  uint64_t ino = 0;
-  uint64_t ino2 = 0;      // rename: the new parent; link: the new parent
-  std::string name;       // lookup/create/unlink/mkdir/mknod/rmdir/rename/symlink/link: the entry's name
-  std::string name2;      // rename: the new name; symlink: the link's target
-  uint64_t fh = 0;
-  int64_t offset = 0;
-  uint64_t size = 0;      // read: bytes wanted; forget: nlookup
-  uint32_t flags = 0;     // open/create: open flags; rename: RENAME_* flags
-  uint32_t mode = 0;
-  uint64_t rdev = 0;      // mknod
-  // Who asks (fuse_req_ctx): creates are owned by uid/gid.
-  uint32_t uid = 0, gid = 0, pid = 0;
-  int toSet = 0;          // setattr: FUSE_SET_ATTR_* bits
-  struct stat attr {};    // setattr: the new values
-  std::vector<char> data;  // write
-  uint32_t fid[4] = {0, 0, 0, 0};  // a routed data request: the Fid its handle was routed with
-  uint32_t consumer = 0;           // the serving thread it was queued for
-};
 
 class Session {
  public:
-  static constexpr int kPollMs = 100;
+  static constexpr unsigned kReaders = 2;
+  // How long mount() waits for the kernel's INIT.
+  static constexpr int kInitTimeoutMs = 10000;
 
-  // Mounts at `mountpoint`. `wake` (consumer 0's) is called when requests arrive and its
-  // queue was empty (the serving thread then takes them all). On failure returns nullptr
-  // and sets `error`. The session is findable by id() until it is destroyed.
+  // Mounts at `mountpoint` (options: fuse_mount.h) and answers the kernel's INIT. `wake`
+  // (consumer 0's) is called when requests arrive and its queue was empty (the serving
+  // thread then takes them all). On failure returns nullptr and sets `error`. The session
+  // is findable by id() until it is destroyed.
   static std::shared_ptr<Session> mount(const std::string& mountpoint, const std::vector<std::string>& options,
-                                        std::function<void()> wake, std::string& error);
+                                        std::function<void()> wake, std::string& error, unsigned readers = kReaders);
   static std::shared_ptr<Session> find(uint32_t id);
   ~Session();
   uint32_t id() const { return id_; }
@@ -158,10 +118,6 @@ class Session {
   // that still has a file open sees ENOTCONN, and the mount point is free at once).
   void stop();
 
-  // @internal libfuse callbacks.
-  void enqueue(Request* r);
-  void loopEnded();
-
  private:
   struct Consumer {
     std::function<void()> wake;
@@ -173,18 +129,37 @@ class Session {
   };
 
   Session() = default;
+  bool answerInit(std::string& error);
+  bool startReaders(unsigned readers, std::string& error);
+  void reader(uint32_t dev);
+  void dispatch(uint32_t dev, const char* msg, size_t n);
+  void enqueue(Request* r);
+  void kernelEnded();
   Request* claim(uint32_t id);
-  void loop();
+  // One reply (or notification, unique 0) of `error` (an errno, or a notify code when
+  // unique is 0) and the body in iov[0..n).
+  void send(uint32_t dev, uint64_t unique, int error, const iovec* iov, int n);
+  // Answers r with `error` and the body, and frees it.
+  void answer(Request* r, int error, const iovec* iov = nullptr, int n = 0);
   void notifier();
   void wakeAllLocked();
 
-  fuse_session* se_ = nullptr;
   uint32_t id_ = 0;
   std::string mountpoint_;
-  std::thread loopThread_;
+  bool byHelper_ = false;  // fusermount3 mounted it (fuse_mount.h)
+  bool mounted_ = false;   // owner thread only: stop() has not run yet
+  // devs_[0] is the mount's descriptor, the rest its clones, one per reader. Fixed before
+  // the readers start; closed by stop() only under devMu_ held exclusively, while every
+  // write holds it shared (so no write ever goes to a closed or reused number).
+  std::vector<int> devs_;
+  std::shared_mutex devMu_;
+  bool devsClosed_ = false;  // guarded by devMu_
+  int stopFd_ = -1;          // an eventfd: readable once stop() began
+  std::vector<std::thread> readerThreads_;
   std::thread notifierThread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> kernelEnded_{false};  // a reader saw ENODEV: unmounted from outside, or aborted
 
   std::mutex mu_;  // guards consumers_, routes_, outstanding_, nextId_, invalidations_, unmounted_
   std::condition_variable notifierCv_;

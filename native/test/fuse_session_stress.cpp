@@ -1,5 +1,6 @@
-// The FUSE session under the sanitizers: a real mount of one read-only file, served by
-// C++ consumer threads (the mounting one and a second that open routes half the handles
+// The FUSE session under the sanitizers: a real mount of one read-only file, read from
+// the kernel by four reader threads (one cloned descriptor each) and served by C++
+// consumer threads (the mounting one and a second that open routes half the handles
 // to), read through the kernel by several threads at once while another sends
 // invalidations. Every byte read is checked; then the second consumer leaves, the mount
 // is read again by consumer 0 alone, and stop() must end it all. Needs /dev/fuse and the
@@ -202,7 +203,8 @@ int main(int argc, char** argv) {
   Server second;
   std::atomic<uint32_t> routeTo{0};
   std::string error;
-  std::shared_ptr<Session> s = Session::mount(dir, {"fsname=cmkit-stress"}, main0.wake(), error);
+  // More readers than the default: requests of one file arrive on several descriptors.
+  std::shared_ptr<Session> s = Session::mount(dir, {"fsname=cmkit-stress"}, main0.wake(), error, 4);
   if (!s) {
     std::printf("skipped: %s\n", error.c_str());
     rmdir(dir);

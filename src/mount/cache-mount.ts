@@ -3,8 +3,8 @@
  * become cache reads, writes, truncations and flushes of the files of a
  * DirectoryFileServer, and namespace RPCs (lookup, mkdir, rename...) on it.
  *
- * Threads: libfuse's loop thread reads the kernel's requests and queues them (see
- * native/fuse/fuse_session.h). Request workers (worker threads attached to the cache)
+ * Threads: the session's native reader threads read the kernel's requests and queue
+ * them (see native/fuse/fuse_session.h). Request workers (worker threads attached to the cache)
  * serve the data requests of the file handles routed to them, one worker per handle,
  * round-robin at open; the thread that mounted serves the namespace requests (and, with
  * no workers, everything). Each thread takes its queue when woken and serves each

@@ -1,6 +1,6 @@
 /**
- * Loads the FUSE addon (native/fuse/, built only where libfuse3's development files were
- * installed) and says why not when it cannot be used. Hand-written types of the addon.
+ * Loads the FUSE addon (native/fuse/, built on Linux: it speaks the kernel's protocol
+ * itself, no libfuse) and says why not when it cannot be used. Hand-written types of the addon.
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -123,7 +123,8 @@ export interface FuseAddon {
   readonly ops: FuseOps;
 }
 
-const addonPath = path.join(__dirname, '..', '..', '..', 'build', 'Release', 'cmkit_fuse.node');
+/** CMKIT_FUSE_ADDON may name another build of it (the AddressSanitizer one of npm test). */
+const addonPath = process.env['CMKIT_FUSE_ADDON'] ?? path.join(__dirname, '..', '..', '..', 'build', 'Release', 'cmkit_fuse.node');
 
 let loaded: FuseAddon | undefined;
 
@@ -131,7 +132,7 @@ let loaded: FuseAddon | undefined;
 export function fuseUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `FUSE mounts need Linux (this is ${process.platform})`;
   if (!existsSync(addonPath)) {
-    return 'the FUSE addon was not built: install libfuse3 development files (Debian: apt-get install fuse3 libfuse3-dev) and run npm install again';
+    return 'the FUSE addon was not built (npm install builds it on Linux; run npm rebuild cmkit)';
   }
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
