@@ -5,14 +5,14 @@
  * the kernel keeps everyone but the mounting user out of a user's FUSE mount.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
 import { fuseUnavailable } from '../src/mount/fuse.js';
-import { asUser, CLI, mounted, testUser } from './helpers/mount-process.js';
+import { asUser, mount, mounted, testUser, type Mounted } from './helpers/mount-process.js';
 
 function helperMissing(): string | undefined {
   const found = spawnSync('sh', ['-c', 'command -v fusermount3'], { encoding: 'utf8' }).stdout.trim();
@@ -36,23 +36,9 @@ test('an unprivileged user mounts through fusermount3, owns what it creates, kee
   mkdirSync(mnt);
   for (const p of [base, backing, mnt]) chownSync(p, user.uid, user.gid);
   const as = asUser(user);
-  const cli = spawn(as[0]!, [...as.slice(1), process.execPath, CLI, 'mount', backing, mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  cli.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  cli.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+  let m: Mounted | undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const check = setInterval(() => {
-        if (out.includes('cmkit: mounted')) {
-          clearInterval(check);
-          resolve();
-        } else if (cli.exitCode !== null) {
-          clearInterval(check);
-          reject(new Error(`cmkit mount exited: ${out}`));
-        }
-      }, 10);
-    });
+    m = await mount(base, [], as);
     const line = readFileSync('/proc/self/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt);
     assert.ok(line !== undefined, 'the mount is listed');
     assert.match(line, /^cmkit \S+ fuse\.cmkit /);
@@ -65,15 +51,14 @@ test('an unprivileged user mounts through fusermount3, owns what it creates, kee
     assert.equal(shown.trimEnd(), `hello ${user.uid} ${user.gid}`);
     assert.throws(() => statSync(f), { code: 'EACCES' }, 'root is not let in without allow_other');
 
-    cli.kill('SIGTERM');
-    assert.equal(await exited, 0, out);
+    assert.equal(await m.stop('SIGTERM'), 0, m.output());
     assert.equal(mounted(mnt), false, 'fusermount3 unmounted it');
     assert.deepEqual(readdirSync(mnt), []);
     const st = statSync(path.join(backing, 'f'));
     assert.equal(readFileSync(path.join(backing, 'f'), 'utf8'), 'hello');
     assert.deepEqual([st.uid, st.gid], [user.uid, user.gid]);
   } finally {
-    if (cli.exitCode === null) cli.kill('SIGKILL');
+    if (m !== undefined && m.cli.exitCode === null) m.cli.kill('SIGKILL');
     if (mounted(mnt)) execFileSync('umount', ['-l', mnt]);
     if ((devMode & 0o006) !== 0o006) chmodSync('/dev/fuse', devMode);
     rmSync(base, { recursive: true, force: true });

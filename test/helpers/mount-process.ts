@@ -20,12 +20,14 @@ export interface Mounted {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function mount(base: string, extra: string[] = []): Promise<Mounted> {
+/** Mounts base/backing at base/mnt; `runAs` (asUser's argv prefix) runs the CLI as that user. */
+export async function mount(base: string, extra: string[] = [], runAs: string[] = []): Promise<Mounted> {
   const backing = path.join(base, 'backing');
   const mountpoint = path.join(base, 'mnt');
   mkdirSync(backing, { recursive: true });
   mkdirSync(mountpoint, { recursive: true });
-  const cli = spawn(process.execPath, [CLI, 'mount', backing, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...runAs, process.execPath, CLI, 'mount', backing, mountpoint, ...extra];
+  const cli = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   cli.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   cli.stderr!.on('data', (d: Buffer) => (out += d.toString()));
