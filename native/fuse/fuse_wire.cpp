@@ -1,5 +1,6 @@
 #include "fuse_wire.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -33,15 +34,18 @@ constexpr size_t kHeader = sizeof(fuse_in_header);
 bool nameAt(const char*& p, const char* end, std::string& out) {
   if (p >= end) return false;
   size_t len = strnlen(p, static_cast<size_t>(end - p));
-  if (p + len >= end) return false;
+  if (len == static_cast<size_t>(end - p)) return false;  // no NUL before the end
   out.assign(p, len);
   p += len + 1;
   return true;
 }
 
+// Bytes left from p to end (0 when p is past it).
+size_t left(const char* p, const char* end) { return p < end ? static_cast<size_t>(end - p) : 0; }
+
 template <typename T>
 bool argOf(const char* body, const char* end, T& out) {
-  if (body + sizeof(T) > end) return false;
+  if (left(body, end) < sizeof(T)) return false;
   std::memcpy(&out, body, sizeof(T));
   return true;
 }
@@ -82,7 +86,9 @@ Decoded decode(const char* msg, size_t n, Request& r, std::vector<Forget>& forge
   r.gid = h.gid;
   r.pid = h.pid;
   const char* body = msg + kHeader;
-  const char* end = msg + (h.len < n ? h.len : n);
+  // The kernel's len is the message's; one that claims more than was read, or less than a
+  // header, is held to what is there.
+  const char* end = msg + (h.len < kHeader ? kHeader : h.len < n ? h.len : n);
   const char* p = body;
   err = EIO;  // what a malformed request of a known operation gets
   switch (h.opcode) {
@@ -99,9 +105,10 @@ Decoded decode(const char* msg, size_t n, Request& r, std::vector<Forget>& forge
       fuse_batch_forget_in a;
       if (!argOf(body, end, a)) return Decoded::Ignore;
       const char* one = body + sizeof a;
-      for (uint32_t i = 0; i < a.count; i++, one += sizeof(fuse_forget_one)) {
+      size_t count = std::min<size_t>(a.count, left(one, end) / sizeof(fuse_forget_one));
+      for (size_t i = 0; i < count; i++, one += sizeof(fuse_forget_one)) {
         fuse_forget_one f;
-        if (!argOf(one, end, f)) break;
+        std::memcpy(&f, one, sizeof f);
         forgets.push_back({f.nodeid, f.nlookup});
       }
       return Decoded::Forgets;
@@ -212,7 +219,7 @@ Decoded decode(const char* msg, size_t n, Request& r, std::vector<Forget>& forge
       fuse_write_in a;
       if (!argOf(body, end, a)) return Decoded::Refuse;
       const char* data = body + sizeof a;
-      if (data + a.size > end) return Decoded::Refuse;
+      if (left(data, end) < a.size) return Decoded::Refuse;
       r.op = Op::Write;
       r.fh = a.fh;
       r.offset = static_cast<int64_t>(a.offset);
