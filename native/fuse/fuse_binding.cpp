@@ -548,6 +548,16 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
                          "link",   "mknod",  "readdirplus"};
   for (uint32_t i = 0; i < sizeof names / sizeof names[0]; i++) ops.Set(names[i], i);
   exports.Set("ops", ops);
+  Napi::Object setAttr = Napi::Object::New(env);
+  setAttr.Set("mode", kSetMode);
+  setAttr.Set("uid", kSetUid);
+  setAttr.Set("gid", kSetGid);
+  setAttr.Set("size", kSetSize);
+  setAttr.Set("atime", kSetAtime);
+  setAttr.Set("mtime", kSetMtime);
+  setAttr.Set("atimeNow", kSetAtimeNow);
+  setAttr.Set("mtimeNow", kSetMtimeNow);
+  exports.Set("setAttr", setAttr);
   return exports;
 }
 

@@ -52,7 +52,7 @@ import { checkInteger, checkObject } from '../core/validate.js';
 import type { DirectoryFileServer, DirectoryServerCounters, NodeAttr, Requester } from '../server/directory-file-server.js';
 import { S_IFDIR, S_IFMT } from '../server/backing-dir.js';
 import type { FileServer } from '../server/file-server.js';
-import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle } from './fuse.js';
+import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle, type FuseSetAttrBits } from './fuse.js';
 import { DataRequests } from './data-requests.js';
 import { errno, errnoError, errnoOf } from './errno.js';
 import { NodeTable, ROOT_INO } from './node-table.js';
@@ -124,14 +124,6 @@ async function storeRestored(server: DirectoryFileServer, cache: CacheManager | 
 const DEFAULT_WORKERS = 2;
 const MAX_WORKERS = 64;
 
-const SET_MODE = 1 << 0;
-const SET_UID = 1 << 1;
-const SET_GID = 1 << 2;
-const SET_SIZE = 1 << 3;
-const SET_ATIME = 1 << 4;
-const SET_MTIME = 1 << 5;
-const SET_ATIME_NOW = 1 << 7;
-const SET_MTIME_NOW = 1 << 8;
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 const O_ACCMODE = 3;
@@ -158,6 +150,7 @@ export class CacheMount {
   readonly #cache: CacheManager | undefined;
   readonly #session: FuseSessionHandle;
   readonly #ops: FuseOps;
+  readonly #setAttrBits: FuseSetAttrBits;
   readonly #opNames: string[];
   readonly #entryTimeoutS: number;
   readonly #attrTimeoutS: number;
@@ -237,6 +230,7 @@ export class CacheMount {
     this.#counters = new Int32Array(new SharedArrayBuffer(4 * (Object.keys(fuse.ops).length + 1)));
     this.#server = server;
     this.#ops = fuse.ops;
+    this.#setAttrBits = fuse.setAttr;
     this.#opNames = [];
     for (const [name, op] of Object.entries(fuse.ops)) this.#opNames[op] = name;
     this.#entryTimeoutS = limits.entryTimeoutS;
@@ -505,8 +499,9 @@ export class CacheMount {
 
   async #setattr(r: FuseRequest): Promise<void> {
     const toSet = r.toSet!;
+    const setAttr = this.#setAttrBits;
     let resized = false;
-    if ((toSet & SET_SIZE) !== 0) {
+    if ((toSet & setAttr.size) !== 0) {
       if (r.size! > this.#maxFileSize) throw errnoError(errno.EFBIG);
       const fid = this.#fidOf(r.ino);
       resized = (this.#cache?.cachedLength(fid) ?? (await this.#attrOf(r.ino)).size) !== r.size;
@@ -520,13 +515,13 @@ export class CacheMount {
     const time = (now: number, set: number, t: [number, number]): { sec: number; nsec: number } | 'now' | undefined =>
       (toSet & now) !== 0 ? 'now' : (toSet & set) !== 0 ? { sec: t[0], nsec: t[1] } : undefined;
     const changes = {
-      mode: (toSet & SET_MODE) !== 0 ? r.mode! & 0o7777 : undefined,
-      uid: (toSet & SET_UID) !== 0 ? r.uid! : undefined,
-      gid: (toSet & SET_GID) !== 0 ? r.gid! : undefined,
-      atime: time(SET_ATIME_NOW, SET_ATIME, r.atime!),
+      mode: (toSet & setAttr.mode) !== 0 ? r.mode! & 0o7777 : undefined,
+      uid: (toSet & setAttr.uid) !== 0 ? r.uid! : undefined,
+      gid: (toSet & setAttr.gid) !== 0 ? r.gid! : undefined,
+      atime: time(setAttr.atimeNow, setAttr.atime, r.atime!),
       // truncate(2) sends the size alone: a file system moves mtime (and ctime) itself
       // when the size changes, as ext4 does.
-      mtime: time(SET_MTIME_NOW, SET_MTIME, r.mtime!) ?? (resized ? 'now' : undefined),
+      mtime: time(setAttr.mtimeNow, setAttr.mtime, r.mtime!) ?? (resized ? 'now' : undefined),
     };
     const any = Object.values(changes).some((v) => v !== undefined);
     const open = this.#openFid(r.ino);

@@ -34,6 +34,18 @@ export interface FuseOps {
   readonly readdirplus: number;
 }
 
+/** setattr's `toSet` bits, as the addon gives them (native/fuse/fuse_request.h). */
+export interface FuseSetAttrBits {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly atime: number;
+  readonly mtime: number;
+  readonly atimeNow: number;
+  readonly mtimeNow: number;
+}
+
 /**
  * One kernel request; which fields are set depends on `op`. Names are byte strings (one
  * char per byte), so any byte but '/' and NUL survives.
@@ -57,7 +69,7 @@ export interface FuseRequest {
   readonly callerUid?: number;
   readonly callerGid?: number;
   readonly callerPid?: number;
-  /** setattr: FUSE_SET_ATTR_* bits and the new values. */
+  /** setattr: which values are set (the addon's setAttr bits), and the new values. */
   readonly toSet?: number;
   readonly uid?: number;
   readonly gid?: number;
@@ -121,6 +133,7 @@ export interface FuseAddon {
     new (sessionId: number, onWake: () => void): FuseSessionHandle;
   };
   readonly ops: FuseOps;
+  readonly setAttr: FuseSetAttrBits;
 }
 
 /** CMKIT_FUSE_ADDON may name another build of it (the AddressSanitizer one of npm test). */
