@@ -52,7 +52,13 @@
             'native/fuse/fuse_session.cpp',
             'native/fuse/fuse_binding.cpp',
           ],
-          'defines': ['NAPI_VERSION=8', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
+          'defines': [
+            'NAPI_VERSION=8',
+            'NODE_ADDON_API_DISABLE_DEPRECATED',
+            # As the core addon: a wake that reaches a worker being terminated cannot
+            # throw there; drop the exception instead of aborting the process.
+            'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+          ],
         },
       ],
     }],

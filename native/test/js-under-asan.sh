@@ -25,8 +25,8 @@ node_include=${NODE_INCLUDE:-$(node -p "require('path').join(process.config.vari
 # writes through its protocol code.
 "${CXX:-g++}" -std=c++20 -O1 -g -fno-omit-frame-pointer -fPIC -shared \
   -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=all -fno-exceptions \
-  -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS \
-  -I"$node_include" -I"$addon_api" \
+  -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS \
+  -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS -I"$node_include" -I"$addon_api" \
   native/fuse/*.cpp -o "$out/cmkit_fuse-asan.node"
 
 runtime=$("${CXX:-g++}" -print-file-name=libasan.so)
