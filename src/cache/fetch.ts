@@ -9,7 +9,8 @@
  *   the vnode lock; a claimed buffer stays held until fetchRun ends, and fetchRun always
  *   ends its Busy state (filled, or back to empty) and wakes whoever waits on it.
  * - A run never crosses a chunk boundary, the zero point or the file's length, and
- *   stops at the first block that is valid or busy.
+ *   stops at the first block that is valid or busy. It goes past the request only for a
+ *   sequential reader (and prefetch): a random read fetches the blocks it touches.
  * - Bytes are kept only if the server's answer is of the version the vnode now holds;
  *   past the zero point a filled buffer holds zeros, whatever the server sent.
  */
@@ -28,12 +29,21 @@ export const CLAIMED = busyState(threadToken);
 
 /**
  * Under the vnode lock: claims `first` (held, not valid, not busy) and the blocks after
- * it up to the end of its chunk, the zero point or the first that is valid or busy.
- * With prefetch off, also no further than `requestEnd` (a byte offset): rounding a miss
- * up to its chunk is readahead too. The claimed buffers stay held and Busy until
- * fetchRun ends.
+ * it up to the end of its chunk, the zero point or the first that is valid or busy, and
+ * no further than `requestEnd` (a byte offset) unless `wholeChunk` (a sequential
+ * reader's miss, or prefetch; never with prefetch off): rounding a miss up to its chunk
+ * is readahead, which a random reader pays for and never uses. The claimed buffers stay
+ * held and Busy until fetchRun ends.
  */
-export function claimRun(cache: CacheContext, v: Vnode, firstBlock: number, firstSlot: number, firstState: number, requestEnd: number): Need {
+export function claimRun(
+  cache: CacheContext,
+  v: Vnode,
+  firstBlock: number,
+  firstSlot: number,
+  firstState: number,
+  requestEnd: number,
+  wholeChunk: boolean,
+): Need {
   assertLocked(v, 'claimRun');
   const hs = firstSlot * HEADER_I32 + HeaderI32.State;
   if (Atomics.compareExchange(cache.v.headers, hs, firstState, CLAIMED) !== firstState) {
@@ -45,7 +55,7 @@ export function claimRun(cache: CacheContext, v: Vnode, firstBlock: number, firs
   const limit = Math.min(
     (Math.floor(firstBlock / chunk) + 1) * chunk,
     Math.ceil(Math.min(zeroPoint(cache, v), cache.v.vnodeF64[v.f + VnodeF64.Length]!) / cache.blockSize),
-    cache.prefetch ? Infinity : Math.ceil(requestEnd / cache.blockSize),
+    wholeChunk && cache.prefetch ? Infinity : Math.ceil(requestEnd / cache.blockSize),
   );
   for (let block = firstBlock + 1; block < limit; block++) {
     if (!claimNext(cache, v, block, slots)) break;

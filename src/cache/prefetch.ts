@@ -36,6 +36,15 @@ export function startReadahead(cache: CacheContext, v: Vnode, offset: number, le
   schedule(cache, v, { kind: 'prefetch', fid: v.fid.toJSON(), start: window.start, end: window.start + window.length });
 }
 
+/**
+ * Whether a read at `offset` of v continues this thread's stream of it (or starts one at
+ * 0): a miss of such a read is fetched to the end of its chunk.
+ */
+export function continuesStream(cache: CacheContext, v: Vnode, offset: number): boolean {
+  const ra = cache.readahead.get(`${v.slot}.${v.gen}`);
+  return ra !== undefined ? ra.continues(offset) : offset === 0;
+}
+
 /** Claims and fetches, chunk by chunk, the blocks of [start, end) that need it. */
 export async function prefetchWindow(cache: CacheContext, v: Vnode, start: number, end: number): Promise<void> {
   const bs = cache.blockSize;
@@ -54,7 +63,7 @@ export async function prefetchWindow(cache: CacheContext, v: Vnode, start: numbe
         cache.buffers.release(slot);
         continue;
       }
-      const need = claimRun(cache, v, block, slot, state, end);
+      const need = claimRun(cache, v, block, slot, state, end, true);
       if (need.kind === 'fetch') {
         runs.push(need.run);
         block = need.run.firstBlock + need.run.slots.length - 1;

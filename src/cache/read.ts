@@ -25,7 +25,7 @@ import { CLAIMED, claimRun } from './fetch.js';
 import { BufferState, HEADER_I32, HeaderI32, VNODE_F64, VNODE_I32, VnodeF64, VnodeI32, identityIs } from './layout.js';
 import { lockedPass, walkBlocks } from './locked-pass.js';
 import { RETRY, type Need } from './need.js';
-import { startReadahead } from './prefetch.js';
+import { continuesStream, startReadahead } from './prefetch.js';
 import { ensureStatus, holdIfCurrent, withVnode, zeroPoint } from './vnode-status.js';
 
 /** Reads up to `length` bytes at `offset` (into `into` if given); shorter at end of file. */
@@ -107,13 +107,14 @@ function readSlow(cache: CacheContext, fid: Fid, offset: number, length: number,
     let out = into;
     let pos = offset;
     let end = offset;
+    const sequential = cache.prefetch && continuesStream(cache, v, offset);
     await lockedPass(cache, v, 'read', 'read', () => {
       end = Math.max(offset, Math.min(offset + length, cache.v.vnodeF64[v.f + VnodeF64.Length]!));
       // The length may change between passes; the first pass sizes the result.
       out ??= new Uint8Array(end - offset);
       end = Math.min(end, offset + out.length);
       const o = out;
-      const r = walkBlocks(v, pos, end, (at) => readBlock(cache, v, at, end, o, offset));
+      const r = walkBlocks(v, pos, end, (at) => readBlock(cache, v, at, end, o, offset, sequential));
       pos = r.pos;
       return r.need;
     });
@@ -122,8 +123,11 @@ function readSlow(cache: CacheContext, fid: Fid, offset: number, length: number,
   });
 }
 
-/** Under the read lock: copies from one block, or says what is needed first. */
-function readBlock(cache: CacheContext, v: Vnode, pos: number, end: number, out: Uint8Array, outBase: number): number | Need {
+/**
+ * Under the read lock: copies from one block, or says what is needed first. A miss of a
+ * `sequential` read is fetched to its chunk's end, of any other only up to `end`.
+ */
+function readBlock(cache: CacheContext, v: Vnode, pos: number, end: number, out: Uint8Array, outBase: number, sequential: boolean): number | Need {
   assertLocked(v, 'readBlock');
   const bs = cache.blockSize;
   const block = Math.floor(pos / bs);
@@ -141,7 +145,7 @@ function readBlock(cache: CacheContext, v: Vnode, pos: number, end: number, out:
   if (!isValid(cache, v, slot, state)) {
     if (block * bs < zeroPoint(cache, v)) {
       cache.v.count('misses');
-      return claimRun(cache, v, block, slot, state, end); // keeps the hold
+      return claimRun(cache, v, block, slot, state, end, sequential); // keeps the hold
     }
     // Past a pending truncation or the server's length: zeros, made here.
     if (Atomics.compareExchange(H, hs, state, CLAIMED) !== state) {

@@ -23,6 +23,11 @@ export class Readahead {
     this.#max = max;
   }
 
+  /** Whether a read at `offset` would continue the stream (taken as sequential by onRead). */
+  continues(offset: number): boolean {
+    return offset === this.#nextExpected || (this.#nextExpected === -1 && offset === 0);
+  }
+
   /** Records a read; returns the window to fetch in the background now, if any. */
   onRead(offset: number, length: number): ReadaheadWindow | undefined {
     const sequential = offset === this.#nextExpected;

@@ -76,7 +76,8 @@ function writeBlock(cache: CacheContext, v: Vnode, pos: number, end: number, dat
     const tailUnknown = pos + n < blockStart + bs && pos + n < zeroAt;
     if (headUnknown || tailUnknown) {
       cache.v.count('misses');
-      return claimRun(cache, v, block, slot, state, pos + n);
+      // Only the blocks this write leaves partly unknown: no readahead for a writer.
+      return claimRun(cache, v, block, slot, state, pos + n, false);
     }
     if (n < bs && blockStart < F[v.f + VnodeF64.ServerLength]!) cache.v.count('fetchesAvoidedByTruncation');
     // Only what this write leaves alone needs zeros; the rest it overwrites.
