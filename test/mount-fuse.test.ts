@@ -39,7 +39,7 @@ test('CacheMount.mount refuses bad arguments by name, before touching FUSE', asy
 });
 
 test('cmkit mount: a bad command line is refused with its usage, exit code 2', () => {
-  for (const args of [[], ['mount', 'only-one'], ['mount', 'a', 'b', '--cache-size', 'lots'], ['mount', 'a', 'b', '--workers', '1.5'], ['frobnicate']]) {
+  for (const args of [[], ['mount', 'only-one'], ['mount', 'a', 'b', '--cache-size', 'lots'], ['mount', 'a', 'b', '--workers', '1.5'], ['mount', 'a', 'b', '--bandwidth', 'fast'], ['frobnicate']]) {
     try {
       execFileSync(process.execPath, [CLI, ...args], { stdio: 'pipe' });
       assert.fail(`accepted ${args.join(' ')}`);

@@ -83,6 +83,28 @@ test('directory server: injected latency, and bad input is a clear error', async
   }
 });
 
+test('directory server: a bandwidth limit that fetches and stores share, queued on one wire', async () => {
+  const root = tempRoot();
+  writeFileSync(path.join(root, 'f'), patterned(2 * 1024 * KiB, 104));
+  try {
+    for (const bandwidth of [-1, Infinity, NaN]) {
+      assert.throws(() => new DirectoryFileServer(root, { bandwidth }), { name: 'RangeError', message: /options\.bandwidth/ });
+    }
+    assert.throws(() => new DirectoryFileServer(root, { bandwidth: '1M' as unknown as number }), { name: 'TypeError', message: /options\.bandwidth/ });
+    // 20 MiB/s: 2 MiB fetched and 1 MiB stored at once take 150 ms together, not 100.
+    const server = new DirectoryFileServer(root, { bandwidth: 20 * 1024 * KiB });
+    const fid = await server.lookup('f');
+    const conn = server.connect();
+    const t0 = performance.now();
+    const [fetched] = await Promise.all([conn.fetchData(fid, 0, 2 * 1024 * KiB), conn.storeData(fid, 2 * 1024 * KiB, patterned(1024 * KiB, 105))]);
+    const ms = performance.now() - t0;
+    assert.equal(fetched.data.length, 2 * 1024 * KiB);
+    assert.ok(ms >= 145, `3 MiB at 20 MiB/s took ${ms.toFixed(0)} ms`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('namespace RPCs: a rename through the server keeps Fids and versions; chmod and utimes are not foreign changes', async () => {
   const root = tempRoot();
   const server = new DirectoryFileServer(root);

@@ -2,7 +2,7 @@
 /**
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
- *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
+ *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache]
  *               [--salvage-dir <dir>] [--cache-dir <dir>]
  *   cmkit stats <mountpoint>
  * A mount serves its stats on a control socket (./control.ts), which `cmkit stats` reads.
@@ -31,7 +31,7 @@ import { queryControl, serveControl } from './control.js';
 const USAGE = `usage:
   cmkit --help
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
-              [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--no-cache]
+              [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache]
               [--salvage-dir <dir>] [--cache-dir <dir>]
   cmkit stats <mountpoint>`;
 
@@ -49,6 +49,7 @@ interface MountArgs {
   mountpoint: string;
   cache: CacheManagerOptions;
   latencyMs: number;
+  bandwidth: number;
   caching: boolean;
   workers: number;
 }
@@ -57,6 +58,7 @@ function parseMount(args: string[]): MountArgs {
   const positional: string[] = [];
   const cache: { cacheSize?: number; blockSize?: number; chunkSize?: number; salvageDir?: string; cacheFile?: string } = {};
   let latencyMs = 0;
+  let bandwidth = 0;
   let caching = true;
   let workers = 2;
   for (let i = 0; i < args.length; i++) {
@@ -74,7 +76,8 @@ function parseMount(args: string[]): MountArgs {
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
-    } else if (a === '--workers') {
+    } else if (a === '--bandwidth') bandwidth = parseSize(value(), a);
+    else if (a === '--workers') {
       workers = Number(value());
       if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new UsageError('--workers wants an integer from 0 to 64');
     } else if (a === '--no-cache') caching = false;
@@ -82,12 +85,12 @@ function parseMount(args: string[]): MountArgs {
     else positional.push(a);
   }
   if (positional.length !== 2) throw new UsageError('mount needs <backing-dir> and <mountpoint>');
-  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, caching, workers };
+  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, bandwidth, caching, workers };
 }
 
 async function mount(args: string[]): Promise<number> {
   const o = parseMount(args);
-  const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs });
+  const server = new DirectoryFileServer(o.backing, { rpcLatencyMs: o.latencyMs, bandwidth: o.bandwidth });
   if (o.cache.cacheFile !== undefined) mkdirSync(path.dirname(o.cache.cacheFile), { recursive: true, mode: 0o700 });
   if (stopSignals.count > 0) {
     console.log(`cmkit: ${stopSignals.first} before the mount: not mounting`);

@@ -55,6 +55,7 @@ import { BackingDir, checkBytePath, fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type 
 import { Rights, type FetchResult, type FileServer, type FileStatus, type StatusReply, type StoreOptions, type StoreReply } from './file-server.js';
 import { Callbacks } from './callbacks.js';
 import { ServerError } from './server-error.js';
+import { Wire } from './wire.js';
 
 export { bytePath } from './backing-dir.js';
 export type { Time } from './backing-dir.js';
@@ -62,6 +63,11 @@ export type { Time } from './backing-dir.js';
 export interface DirectoryFileServerOptions {
   /** Milliseconds added to every RPC (a slow link, for tests and benchmarks). @default 0 */
   readonly rpcLatencyMs?: number;
+  /**
+   * Bytes per second that fetches and stores share, as over one link; 0 for no limit
+   * (a slow link, for tests and benchmarks). @default 0
+   */
+  readonly bandwidth?: number;
 }
 
 /** What the server counts: the truth for work avoided, as MemoryFileServer's counters. */
@@ -142,6 +148,8 @@ interface Seen {
 export class DirectoryFileServer {
   readonly #dir: BackingDir;
   readonly #rpcLatencyMs: number;
+  /** @internal The link's bandwidth, which fetches and stores share. */
+  readonly wire: Wire;
   readonly #files = new Map<string, Seen>();
   readonly #connections = new Set<DirectoryConnection>();
   #maxFileSize: Promise<number> | undefined;
@@ -161,8 +169,14 @@ export class DirectoryFileServer {
     if (typeof latency !== 'number' || !(latency >= 0) || latency === Infinity) {
       throw outOfRange('options.rpcLatencyMs', 'a finite number >= 0', latency);
     }
+    const bandwidth = options.bandwidth ?? 0;
+    if (typeof bandwidth !== 'number') throw invalidArgType('options.bandwidth', 'of type number', bandwidth);
+    if (!(bandwidth >= 0) || bandwidth === Infinity) {
+      throw outOfRange('options.bandwidth', 'a finite number >= 0', bandwidth);
+    }
     this.#dir = new BackingDir(root);
     this.#rpcLatencyMs = latency;
+    this.wire = new Wire(bandwidth, (ms) => (ms > 0 ? sleep(ms) : Promise.resolve()));
   }
 
   /** @internal The backing directory (the mount opens files through it). */
@@ -607,6 +621,7 @@ class DirectoryConnection implements FileServer {
           got += bytesRead;
         }
         this.#server.counters.bytesFetched += got;
+        await this.#server.wire.transfer(got);
         return { data: data.subarray(0, got), dataVersion, length: size };
       });
     });
@@ -614,6 +629,8 @@ class DirectoryConnection implements FileServer {
 
   storeData(fid: Fid, offset: number, data: Uint8Array, options: StoreOptions = {}): Promise<StoreReply> {
     return this.#server.serve('storeData', fid, async (f) => {
+      // The bytes cross the link before the server has them.
+      await this.#server.wire.transfer(data.length);
       // serve() has just looked at the file: a change made outside is in dataVersion now.
       const conflict = options.baseVersion !== undefined && options.baseVersion !== f.dataVersion;
       const write = async (h: number): Promise<void> => {

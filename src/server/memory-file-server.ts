@@ -6,6 +6,7 @@ import { checkObject } from '../core/validate.js';
 import { Rights, type FetchResult, type FileServer, type FileStatus, type Identity, type StatusReply, type StoreOptions, type StoreReply } from './file-server.js';
 import { Callbacks } from './callbacks.js';
 import { ServerError, type ServerFaultKind } from './server-error.js';
+import { Wire } from './wire.js';
 
 export interface MemoryFileServerOptions {
   /**
@@ -94,19 +95,19 @@ export class MemoryFileServer {
   readonly #faults: Array<{ rpc: RpcKind; kind: ServerFaultKind; left: number; fid: string | undefined; errno: number | undefined }> = [];
   readonly #rpcLatencyMs: number;
   readonly #byteLatencyNs: number;
-  readonly #bandwidth: number;
+  readonly #wire: Wire;
   readonly #sleep: (ms: number) => Promise<unknown>;
-  #wireFreeAt = 0;
   counters: ServerCounters = MemoryFileServer.#zeroCounters();
 
   constructor(options: MemoryFileServerOptions = {}) {
     checkObject(options, 'options');
     this.#rpcLatencyMs = checkNumber(options.rpcLatencyMs ?? 0, 'options.rpcLatencyMs');
     this.#byteLatencyNs = checkNumber(options.byteLatencyNs ?? 0, 'options.byteLatencyNs');
-    this.#bandwidth = checkNumber(options.bandwidth ?? 0, 'options.bandwidth');
+    const bandwidth = checkNumber(options.bandwidth ?? 0, 'options.bandwidth');
     const precise = options.preciseSleep ?? true;
     if (typeof precise !== 'boolean') throw invalidArgType('options.preciseSleep', 'of type boolean', precise);
     this.#sleep = precise ? preciseSleep : (ms) => (ms > 0 ? timer(Math.ceil(ms)) : Promise.resolve());
+    this.#wire = new Wire(bandwidth, this.#sleep);
   }
 
   static #zeroCounters(): ServerCounters {
@@ -186,11 +187,7 @@ export class MemoryFileServer {
   async #transfer(n: number): Promise<void> {
     if (n === 0) return;
     if (this.#byteLatencyNs > 0) await this.#sleep((n * this.#byteLatencyNs) / 1e6);
-    if (this.#bandwidth <= 0) return;
-    const now = performance.now();
-    const start = Math.max(now, this.#wireFreeAt);
-    this.#wireFreeAt = start + (n / this.#bandwidth) * 1000;
-    await this.#sleep(this.#wireFreeAt - now);
+    await this.#wire.transfer(n);
   }
 
   /** @internal */
