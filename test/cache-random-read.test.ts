@@ -1,7 +1,8 @@
 /**
  * A random reader's misses fetch the blocks they touch, not their chunk: rounding a miss
  * up to its chunk is readahead, worth it only for a sequential reader, whose misses still
- * fetch whole chunks. A write that needs a block's old bytes fetches that block alone.
+ * fetch whole chunks. Writes alike: one that needs a block's old bytes fetches that block
+ * alone, unless it continues the last write (a copy without O_TRUNC, say).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -74,6 +75,23 @@ test('a small write into a cold block fetches that block alone', async () => {
     await cm.flush(fid);
     const expected = contents.slice();
     expected.set(patterned(100, 99), at);
+    assert.equal(firstDifference(server.contents(fid), expected), -1);
+  } finally {
+    await cm.close();
+  }
+});
+
+test('a sequential writer of partial blocks over a cold file fetches whole chunks', async () => {
+  const { server, cm, contents, fid } = setup(34);
+  try {
+    const piece = 10_000; // never a whole block: each write needs the old bytes around it
+    const source = patterned(3 * MiB, 98);
+    for (let off = 0; off < source.length; off += piece) await cm.write(fid, off, source.subarray(off, off + piece));
+    assert.equal(server.counters.bytesFetched, 3 * CHUNK, 'the chunks it wrote into, each fetched once');
+    assert.equal(server.counters.fetchData, 3, 'one fetch per chunk');
+    await cm.flush(fid);
+    const expected = contents.slice();
+    expected.set(source, 0);
     assert.equal(firstDifference(server.contents(fid), expected), -1);
   } finally {
     await cm.close();

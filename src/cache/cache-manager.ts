@@ -113,6 +113,7 @@ export class CacheManager {
       salvageDir: config.salvageDir,
       zeros: new Uint8Array(config.blockSize),
       readahead: new Map(),
+      writeEnds: new Map(),
       syncLocks: new Map(),
       background: new Set(),
       runLocal: (v, job) => runJob(this.#cache, v, job),

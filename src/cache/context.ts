@@ -81,6 +81,8 @@ export interface CacheContext {
   readonly zeros: Uint8Array;
   /** This thread's readahead streams, by vnode slot and generation. */
   readonly readahead: Map<string, Readahead>;
+  /** Where this thread's last write of each vnode ended (slot.generation): write.ts. */
+  readonly writeEnds: Map<string, number>;
   /** Lock holders for the read hit path, one per vnode slot, reused (it never awaits). */
   readonly syncLocks: Map<number, RwLock>;
   /** The background jobs this thread started and that have not settled. */

@@ -32,12 +32,30 @@ export async function write(cache: CacheContext, v: Vnode, offset: number, data:
   await ensureStatus(cache, v, 'write');
   let pos = offset;
   const end = offset + data.length;
+  const sequential = continuesWrites(cache, v, offset, end);
   await lockedPass(cache, v, 'write', 'write', () => {
-    const r = walkBlocks(v, pos, end, (at) => writeBlock(cache, v, at, end, data, offset));
+    const r = walkBlocks(v, pos, end, (at) => writeBlock(cache, v, at, end, data, offset, sequential));
     pos = r.pos;
     return r.need;
   });
   if (cache.storeBehind) queueStoreBehind(cache, v);
+}
+
+/** Vnodes whose last write end this thread remembers; the oldest is forgotten first. */
+const WRITE_STREAMS = 1024;
+
+/**
+ * Whether a write of [offset, end) continues where this thread's last write of v ended
+ * (or starts at 0), as a copy does; records its end. Such a writer's misses (blocks it
+ * leaves partly unknown) fetch to the chunk's end, as a sequential reader's do.
+ */
+function continuesWrites(cache: CacheContext, v: Vnode, offset: number, end: number): boolean {
+  const key = `${v.slot}.${v.gen}`;
+  const last = cache.writeEnds.get(key);
+  if (last === undefined && cache.writeEnds.size >= WRITE_STREAMS) cache.writeEnds.delete(cache.writeEnds.keys().next().value!);
+  cache.writeEnds.delete(key); // re-inserted last: the map's order is the age of each stream
+  cache.writeEnds.set(key, end);
+  return last !== undefined ? offset === last : offset === 0;
 }
 
 /** Sets v's length. */
@@ -52,8 +70,11 @@ export async function truncate(cache: CacheContext, v: Vnode, length: number, ca
   }
 }
 
-/** Under the write lock: copies into one block, or says what is needed first. */
-function writeBlock(cache: CacheContext, v: Vnode, pos: number, end: number, data: Uint8Array, dataBase: number): number | Need {
+/**
+ * Under the write lock: copies into one block, or says what is needed first (of a
+ * `sequential` writer, to its chunk's end; of any other, only the blocks it touches).
+ */
+function writeBlock(cache: CacheContext, v: Vnode, pos: number, end: number, data: Uint8Array, dataBase: number, sequential: boolean): number | Need {
   assertWriteLocked(v, 'writeBlock');
   const bs = cache.blockSize;
   const block = Math.floor(pos / bs);
@@ -76,8 +97,7 @@ function writeBlock(cache: CacheContext, v: Vnode, pos: number, end: number, dat
     const tailUnknown = pos + n < blockStart + bs && pos + n < zeroAt;
     if (headUnknown || tailUnknown) {
       cache.v.count('misses');
-      // Only the blocks this write leaves partly unknown: no readahead for a writer.
-      return claimRun(cache, v, block, slot, state, pos + n, false);
+      return claimRun(cache, v, block, slot, state, pos + n, sequential);
     }
     if (n < bs && blockStart < F[v.f + VnodeF64.ServerLength]!) cache.v.count('fetchesAvoidedByTruncation');
     // Only what this write leaves alone needs zeros; the rest it overwrites.
