@@ -1,8 +1,9 @@
 {
   # Two targets: the core (C++20, no Node headers; native/test builds the same sources
-  # under the sanitizers) and the thin addon that binds it. A third, the FUSE addon, on
-  # Linux: it speaks the kernel's protocol itself (linux/fuse.h, from the C library's
-  # kernel headers), so it needs no libfuse.
+  # under the sanitizers) and the thin addon that binds it. On Linux the addon also
+  # carries the FUSE session (native/fuse/): it speaks the kernel's protocol itself
+  # (linux/fuse.h, from the C library's kernel headers), so it needs no libfuse, and it
+  # reaches the cache's tables and memory for the reads it serves on its own threads.
   'includes': ['common.gypi'],
   'targets': [
     {
@@ -36,31 +37,16 @@
       # Keep the addon mapped until the process exits, even when the thread that loaded
       # it last goes away: the process-wide registries live in it.
       'ldflags': ['-Wl,-z,nodelete'],
-    },
-  ],
-  'conditions': [
-    ['OS=="linux"', {
-      'targets': [
-        {
-          'target_name': 'cmkit_fuse',
-          'dependencies': [
-            "<!(node -p \"require('node-addon-api').targets\"):node_addon_api",
-          ],
+      'conditions': [
+        ['OS=="linux"', {
           'sources': [
             'native/fuse/fuse_wire.cpp',
             'native/fuse/fuse_mount.cpp',
             'native/fuse/fuse_session.cpp',
             'native/fuse/fuse_binding.cpp',
           ],
-          'defines': [
-            'NAPI_VERSION=8',
-            'NODE_ADDON_API_DISABLE_DEPRECATED',
-            # As the core addon: a wake that reaches a worker being terminated cannot
-            # throw there; drop the exception instead of aborting the process.
-            'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
-          ],
-        },
+        }],
       ],
-    }],
+    },
   ],
 }

@@ -62,6 +62,9 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   initBench(env, exports);
   initBacking(env, exports);
   initCacheFile(env, exports);
+#ifdef __linux__
+  cmkit::fuse::initFuse(env, exports);
+#endif
   return exports;
 }
 

@@ -12,3 +12,8 @@ void initBacking(Napi::Env env, Napi::Object exports);
 void initCacheFile(Napi::Env env, Napi::Object exports);
 
 }  // namespace cmkit::addon
+
+namespace cmkit::fuse {
+// The FUSE session (native/fuse/fuse_binding.cpp), on Linux: exports.fuse.
+void initFuse(Napi::Env env, Napi::Object exports);
+}  // namespace cmkit::fuse

@@ -1,5 +1,5 @@
-// The FUSE addon (cmkit_fuse.node, built on Linux; no libfuse): a thin
-// binding of fuse_session.h. The JS facade (src/mount/fuse.ts) validates arguments; this
+// The FUSE binding (in the addon on Linux; no libfuse): a thin binding of
+// fuse_session.h, exported as the addon's `fuse`. The JS facade (src/mount/fuse.ts) validates arguments; this
 // layer only refuses values of the wrong type.
 #include <napi.h>
 
@@ -539,7 +539,11 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   bool released_ = false;
 };
 
-Napi::Object init(Napi::Env env, Napi::Object exports) {
+}  // namespace
+
+void initFuse(Napi::Env env, Napi::Object addonExports) {
+  Napi::Object exports = Napi::Object::New(env);
+  addonExports.Set("fuse", exports);
   exports.Set("FuseSession", FuseSession::define(env));
   Napi::Object ops = Napi::Object::New(env);
   const char* names[] = {"lookup", "forget", "getattr", "setattr", "opendir", "readdir", "releasedir",
@@ -558,13 +562,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   setAttr.Set("atimeNow", kSetAtimeNow);
   setAttr.Set("mtimeNow", kSetMtimeNow);
   exports.Set("setAttr", setAttr);
-  return exports;
 }
 
-}  // namespace
-
 }  // namespace cmkit::fuse
-
-static Napi::Object initFuse(Napi::Env env, Napi::Object exports) { return cmkit::fuse::init(env, exports); }
-
-NODE_API_MODULE(cmkit_fuse, initFuse)

@@ -18,7 +18,7 @@
  * - `ERR_CMKIT_NO_SUCH_PAG` (TypeError): a PAG id that names no live PAG (logged out).
  * - `ERR_CMKIT_ACCESS_DENIED` (Error): the server grants the caller's PAG no such right.
  * - `ERR_CMKIT_NO_FUSE` (Error): a mount where FUSE cannot be used; the message says why.
- * - `ERR_CMKIT_MOUNT_FAILED` (Error): the kernel refused the mount (raised by the FUSE addon).
+ * - `ERR_CMKIT_MOUNT_FAILED` (Error): the kernel refused the mount (raised by the addon's FUSE session).
  *
  * Errors from the addon use the same codes; native/addon/errors.cpp makes them.
  */

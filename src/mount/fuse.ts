@@ -1,10 +1,10 @@
 /**
- * Loads the FUSE addon (native/fuse/, built on Linux: it speaks the kernel's protocol
- * itself, no libfuse) and says why not when it cannot be used. Hand-written types of the addon.
+ * The addon's FUSE session (native/fuse/, built into the addon on Linux: it speaks the
+ * kernel's protocol itself, no libfuse), and why it cannot be used where it cannot. Hand-written types of the addon.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { accessSync, constants } from 'node:fs';
+
+import { addon } from '../core/native.js';
 
 /** Operation numbers, as the addon's `ops` table gives them. */
 export interface FuseOps {
@@ -136,17 +136,13 @@ export interface FuseAddon {
   readonly setAttr: FuseSetAttrBits;
 }
 
-/** CMKIT_FUSE_ADDON may name another build of it (the AddressSanitizer one of npm test). */
-const addonPath = process.env['CMKIT_FUSE_ADDON'] ?? path.join(__dirname, '..', '..', '..', 'build', 'Release', 'cmkit_fuse.node');
-
-let loaded: FuseAddon | undefined;
+/** The addon's FUSE session: built on Linux only. */
+const fuse = (addon as unknown as { fuse?: FuseAddon }).fuse;
 
 /** Why FUSE cannot be used here, or undefined when it can. */
 export function fuseUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `FUSE mounts need Linux (this is ${process.platform})`;
-  if (!existsSync(addonPath)) {
-    return 'the FUSE addon was not built (npm install builds it on Linux; run npm rebuild cmkit)';
-  }
+  if (fuse === undefined) return 'the addon was built without its FUSE session (npm rebuild cmkit)';
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {
@@ -155,15 +151,13 @@ export function fuseUnavailable(): string | undefined {
   return undefined;
 }
 
-/** The addon; throws with fuseUnavailable()'s reason when it cannot be used. */
+/** The FUSE session's binding; throws with fuseUnavailable()'s reason when it cannot be used. */
 export function loadFuse(): FuseAddon {
-  if (loaded !== undefined) return loaded;
   const why = fuseUnavailable();
   if (why !== undefined) {
     const e = new Error(`cmkit mount: ${why}`) as Error & { code: string };
     e.code = 'ERR_CMKIT_NO_FUSE';
     throw e;
   }
-  loaded = createRequire(__filename)(addonPath) as FuseAddon;
-  return loaded;
+  return fuse!;
 }
