@@ -9,7 +9,7 @@
     {
       'target_name': 'cmkit_core',
       'type': 'static_library',
-      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp', 'native/core/cache_file.cpp', 'native/core/checksum.cpp'],
+      'sources': ['native/core/ref_table.cpp', 'native/core/asymmetric_fence.cpp', 'native/core/backing_dir.cpp', 'native/core/cache_file.cpp', 'native/core/checksum.cpp', 'native/core/read_hit.cpp'],
     },
     {
       'target_name': 'cmkit',

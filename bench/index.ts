@@ -25,6 +25,7 @@ import { b11 } from './rows/b11-pags.js';
 import { b12 } from './rows/b12-mount.js';
 import { b13 } from './rows/b13-listing.js';
 import { b14 } from './rows/b14-restart.js';
+import { b15 } from './rows/b15-reader-hits.js';
 import { fuseUnavailable } from '../src/mount/fuse.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
@@ -44,6 +45,7 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B12', b12],
   ['B13', b13],
   ['B14', b14],
+  ['B15', b15],
 ];
 
 async function main(): Promise<void> {

@@ -28,12 +28,13 @@ export async function unmountCli(cli: ChildProcess, mountpoint: string): Promise
 
 const MiB = 1024 * 1024;
 /**
- * Reads the whole file in 1 MiB read(2)s, as cp or a sequential reader does; bytes/s.
- * `direct`: O_DIRECT, so the kernel's page cache serves nothing and every byte comes
- * from the mount (the kernel then asks in 1 MiB requests).
+ * Reads the whole file in `chunk`-sized read(2)s (1 MiB, as cp or a sequential reader
+ * does); bytes/s. `direct`: O_DIRECT, so the kernel's page cache serves nothing and every
+ * byte comes from the mount (the kernel then asks in requests of the read's size, up to
+ * 1 MiB).
  */
-export function readRate(file: string, size: number, direct = false): number {
-  const buf = Buffer.allocUnsafe(MiB);
+export function readRate(file: string, size: number, direct = false, chunk = MiB): number {
+  const buf = Buffer.allocUnsafe(chunk);
   const fd = openSync(file, constants.O_RDONLY | (direct ? constants.O_DIRECT : 0));
   try {
     const t0 = performance.now();

@@ -1,6 +1,7 @@
 // Entry point of the addon: per-thread state, shared constants, and the calls that belong
 // to no one component (Fid hashing for the cross-check test, the empty call that the
 // benchmark uses as its floor).
+#include "../core/cache_layout.h"
 #include "../core/fid.h"
 #include "../core/status.h"
 #include "addon_state.h"
@@ -45,6 +46,32 @@ Napi::Object statusCodes(Napi::Env env) {
   return s;
 }
 
+// The record positions and bits native code reads (core/cache_layout.h), for the test
+// that src/cache/layout.ts agrees.
+Napi::Object cacheLayout(Napi::Env env) {
+  namespace L = cache_layout;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("vnodeF64", L::kVnodeF64);
+  o.Set("vnodeI32", L::kVnodeI32);
+  o.Set("dataVersion", L::kDataVersion);
+  o.Set("bufDataVersionLow", L::kBufDataVersionLow);
+  o.Set("length", L::kLength);
+  o.Set("breakSeq", L::kBreakSeq);
+  o.Set("statusSeq", L::kStatusSeq);
+  o.Set("identity", L::kIdentity);
+  o.Set("generation", L::kGeneration);
+  o.Set("writeSeq", L::kWriteSeq);
+  o.Set("headerI32", L::kHeaderI32);
+  o.Set("state", L::kState);
+  o.Set("headerIdentity", L::kHeaderIdentity);
+  o.Set("valid", L::kValid);
+  o.Set("dirty", L::kDirty);
+  o.Set("busy", L::kBusy);
+  o.Set("prefetched", L::kPrefetched);
+  o.Set("storing", L::kStoring);
+  return o;
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* st = new AddonState();
   env.SetInstanceData<AddonState>(st);  // Node deletes it when this thread's env goes
@@ -53,6 +80,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   st->scratchRef = Napi::Persistent(scratch);
   exports.Set("scratch", scratch);
   exports.Set("status", statusCodes(env));
+  exports.Set("cacheLayout", cacheLayout(env));
   exports.Set("fidHash", Napi::Function::New(env, fidHashCall, "fidHash"));
   exports.Set("noop", Napi::Function::New(env, noop, "noop"));
   exports.Set("threadToken", Napi::Number::New(env, st->token));

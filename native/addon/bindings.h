@@ -3,7 +3,14 @@
 
 #include <napi.h>
 
+#include <cstdint>
+#include <memory>
+
 namespace cmkit::addon {
+
+struct SharedTable;
+// The open RefTable with this id (ref_table_binding.cpp), or nullptr.
+std::shared_ptr<SharedTable> findSharedTable(uint32_t id);
 
 void initRefTable(Napi::Env env, Napi::Object exports);
 void initRwLock(Napi::Env env, Napi::Object exports);

@@ -35,6 +35,17 @@ Registry& registry() {
   return *r;
 }
 
+}  // namespace
+
+std::shared_ptr<SharedTable> findSharedTable(uint32_t id) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> g(r.mutex);
+  auto it = r.tables.find(id);
+  return it == r.tables.end() || it->second->closed() ? nullptr : it->second;
+}
+
+namespace {
+
 // The attachment named by scratch word kTable, or null if closed or detached.
 Attachment* scratchAttachment(AddonState* st) {
   if (st == nullptr) return nullptr;

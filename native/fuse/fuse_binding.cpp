@@ -5,14 +5,58 @@
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 
+#include "../addon/bindings.h"
+#include "../addon/shared_table.h"
+#include "../core/cache_layout.h"
+#include "../core/read_hit.h"
 #include "fuse_session.h"
 
 namespace cmkit::fuse {
 
 namespace {
+
+// The cache's read hits for the session's reader threads: the core's readHit over the
+// cache's two tables and its shared memory, with a shard of each table per reader (a
+// shard is written only by its own thread). The memory is kept alive by the binding's
+// references to its views, until the session drops this source.
+class CacheHits : public HitSource {
+ public:
+  CacheHits(std::shared_ptr<addon::SharedTable> vnodes, std::shared_ptr<addon::SharedTable> buffers,
+            const CacheMemory& memory, uint32_t readers)
+      : vnodes_(std::move(vnodes)), buffers_(std::move(buffers)), memory_(memory) {
+    for (uint32_t i = 0; i < readers; i++) {
+      shards_.push_back({vnodes_->table.attachShard(), buffers_->table.attachShard()});
+    }
+  }
+
+  ~CacheHits() override {
+    for (Shards& s : shards_) {
+      vnodes_->table.retireShard(s.vnode);
+      buffers_->table.retireShard(s.buffer);
+    }
+  }
+
+  int64_t read(uint32_t reader, const uint32_t fid[4], uint64_t offset, uint32_t size, char* out) override {
+    if (reader >= shards_.size()) return -1;
+    Shards& s = shards_[reader];
+    HitHolder h{&vnodes_->table, s.vnode.get(), &buffers_->table, s.buffer.get()};
+    return readHit(memory_, h, Fid::make(fid[0], fid[1], fid[2], fid[3]), offset, size, reinterpret_cast<uint8_t*>(out));
+  }
+
+ private:
+  struct Shards {
+    std::shared_ptr<RefTable::Shard> vnode;
+    std::shared_ptr<RefTable::Shard> buffer;
+  };
+  std::shared_ptr<addon::SharedTable> vnodes_;
+  std::shared_ptr<addon::SharedTable> buffers_;
+  CacheMemory memory_;
+  std::vector<Shards> shards_;
+};
 
 bool typeError(Napi::Env env, const char* message) {
   Napi::Error e = Napi::TypeError::New(env, message);
@@ -114,6 +158,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
                            InstanceMethod("unroute", &FuseSession::unroute),
                            InstanceMethod("ref", &FuseSession::ref),
                            InstanceMethod("unref", &FuseSession::unref),
+                           InstanceMethod("serveHits", &FuseSession::serveHits),
+                           InstanceMethod("counters", &FuseSession::counters),
                        });
   }
 
@@ -211,6 +257,7 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
       else session_->removeConsumer(consumer_);
     }
     session_.reset();
+    hitViews_.clear();  // no reader uses them now: stop() dropped the hit source
     if (!released_) {
       tsfn_.Release();
       released_ = true;
@@ -498,6 +545,69 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
     return info.Env().Undefined();
   }
 
+  // serveHits(vnodeTableId, bufferTableId, vnodeI32, vnodeF64, headers, versions, data,
+  // blockSize): the reader threads answer cached reads of routed handles themselves.
+  // serveHits(): no more (returns once no reader is in the old source).
+  Napi::Value serveHits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!session_ || !owner_) return env.Undefined();
+    if (info.Length() == 0) {
+      session_->serveHits(nullptr);
+      hitViews_.clear();
+      return env.Undefined();
+    }
+    auto table = [&](size_t i) -> std::shared_ptr<addon::SharedTable> {
+      return info[i].IsNumber() ? addon::findSharedTable(info[i].As<Napi::Number>().Uint32Value()) : nullptr;
+    };
+    std::shared_ptr<addon::SharedTable> vnodes = table(0), buffers = table(1);
+    if (!vnodes || !buffers) {
+      typeError(env, "serveHits: no open RefTable has that id");
+      return env.Undefined();
+    }
+    // The views are over SharedArrayBuffers, which napi_get_arraybuffer_info refuses:
+    // the typed array's own info gives its data, offset applied.
+    auto view = [&](size_t i, napi_typedarray_type type, void** data, size_t* length) {
+      napi_typedarray_type got;
+      return info[i].IsTypedArray() &&
+             napi_get_typedarray_info(env, info[i], &got, length, data, nullptr, nullptr) == napi_ok && got == type;
+    };
+    void* p[5];
+    size_t n[5];
+    if (!view(2, napi_int32_array, &p[0], &n[0]) || !view(3, napi_float64_array, &p[1], &n[1]) ||
+        !view(4, napi_int32_array, &p[2], &n[2]) || !view(5, napi_float64_array, &p[3], &n[3]) ||
+        !view(6, napi_uint8_array, &p[4], &n[4]) || !info[7].IsNumber()) {
+      typeError(env, "serveHits takes two table ids, the cache's five views and its block size");
+      return env.Undefined();
+    }
+    CacheMemory m;
+    m.vnodeI32 = static_cast<const int32_t*>(p[0]);
+    m.vnodeF64 = static_cast<const double*>(p[1]);
+    m.vnodeSlots = static_cast<uint32_t>(std::min(n[0] / cache_layout::kVnodeI32, n[1] / cache_layout::kVnodeF64));
+    m.headers = static_cast<int32_t*>(p[2]);
+    m.versions = static_cast<const double*>(p[3]);
+    m.data = static_cast<const uint8_t*>(p[4]);
+    m.blockSize = info[7].As<Napi::Number>().Uint32Value();
+    if (m.blockSize == 0) {
+      typeError(env, "serveHits: blockSize must be > 0");
+      return env.Undefined();
+    }
+    m.bufferSlots = static_cast<uint32_t>(std::min({n[2] / cache_layout::kHeaderI32, n[3], n[4] / m.blockSize}));
+    std::vector<Napi::Reference<Napi::Value>> keep;
+    for (size_t i = 2; i <= 6; i++) keep.push_back(Napi::Persistent(info[i]));
+    session_->serveHits(std::make_shared<CacheHits>(vnodes, buffers, m, session_->readers()));
+    hitViews_ = std::move(keep);
+    return env.Undefined();
+  }
+
+  // counters() -> { wakes, readerHits }
+  Napi::Value counters(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    Session::Counters c = session_ ? session_->counters() : Session::Counters{0, 0};
+    o.Set("wakes", static_cast<double>(c.wakes));
+    o.Set("readerHits", static_cast<double>(c.readerHits));
+    return o;
+  }
+
   Napi::Value ref(const Napi::CallbackInfo& info) {
     if (!released_) tsfn_.Ref(info.Env());
     return info.Env().Undefined();
@@ -531,6 +641,8 @@ class FuseSession : public Napi::ObjectWrap<FuseSession> {
   }
 
   std::shared_ptr<Session> session_;
+  // The cache views the session's hit source reads, kept alive while it may (owner only).
+  std::vector<Napi::Reference<Napi::Value>> hitViews_;
   napi_env env_ = nullptr;
   bool hooked_ = false;
   uint32_t consumer_ = 0;

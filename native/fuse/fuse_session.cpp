@@ -157,14 +157,19 @@ void Session::unroute(uint64_t fh) {
   routes_.erase(fh);
 }
 
+void Session::wakeLocked(Consumer& c) {
+  if (!c.wake) return;
+  wakes_.fetch_add(1, std::memory_order_relaxed);
+  c.wake();
+}
+
 void Session::wakeAllLocked() {
-  for (auto& [id, c] : consumers_) {
-    if (c.wake) c.wake();
-  }
+  for (auto& [id, c] : consumers_) wakeLocked(c);
 }
 
 void Session::reader(uint32_t dev) {
   std::vector<char> buf(wire::kRequestBufferSize);
+  std::vector<char> hitBuf(wire::kMaxWrite);
   pollfd p[2] = {{devs_[dev], POLLIN, 0}, {stopFd_, POLLIN, 0}};
   while (!stopping_.load(std::memory_order_acquire)) {
     int ready = poll(p, 2, -1);
@@ -180,17 +185,18 @@ void Session::reader(uint32_t dev) {
       if (errno == ENODEV) kernelEnded();  // unmounted from outside, or the connection aborted
       break;
     }
-    dispatch(dev, buf.data(), static_cast<size_t>(n));
+    dispatch(dev, buf.data(), static_cast<size_t>(n), hitBuf);
   }
 }
 
-void Session::dispatch(uint32_t dev, const char* msg, size_t n) {
+void Session::dispatch(uint32_t dev, const char* msg, size_t n, std::vector<char>& hitBuf) {
   auto* r = new Request();
   r->dev = dev;
   std::vector<wire::Forget> forgets;
   int err = 0;
   switch (wire::decode(msg, n, *r, forgets, err)) {
     case wire::Decoded::Request:
+      if (r->op == Op::Read && serveHit(dev, r, hitBuf)) return;
       enqueue(r);
       return;
     case wire::Decoded::Forgets:
@@ -210,6 +216,36 @@ void Session::dispatch(uint32_t dev, const char* msg, size_t n) {
       break;
   }
   delete r;
+}
+
+// A READ of a routed handle that the hit source has: answered here, on the reader thread.
+bool Session::serveHit(uint32_t dev, Request* r, std::vector<char>& buf) {
+  uint32_t fid[4];
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = routes_.find(r->fh);
+    if (it == routes_.end()) return false;
+    std::memcpy(fid, it->second.fid, sizeof fid);
+  }
+  std::shared_lock<std::shared_mutex> g(hitMu_);
+  if (!hits_ || r->size > buf.size()) return false;
+  int64_t n = hits_->read(dev, fid, static_cast<uint64_t>(r->offset), static_cast<uint32_t>(r->size), buf.data());
+  if (n < 0) return false;
+  iovec v{buf.data(), static_cast<size_t>(n)};
+  send(dev, r->unique, 0, &v, 1);
+  readerHits_.fetch_add(1, std::memory_order_relaxed);
+  delete r;
+  return true;
+}
+
+void Session::serveHits(std::shared_ptr<HitSource> source) {
+  std::shared_ptr<HitSource> old;
+  {
+    std::unique_lock<std::shared_mutex> g(hitMu_);
+    old = std::move(hits_);
+    hits_ = std::move(source);
+  }
+  // `old` goes here: no reader is inside it (each holds hitMu_ while it is).
 }
 
 void Session::kernelEnded() {
@@ -236,7 +272,7 @@ void Session::enqueue(Request* r) {
   Consumer& c = consumers_[to];
   bool wasEmpty = c.queue.empty();
   c.queue.push_back(r);
-  if (wasEmpty && c.wake) c.wake();
+  if (wasEmpty) wakeLocked(c);
 }
 
 std::vector<Request*> Session::take(uint32_t consumer) {
@@ -423,7 +459,7 @@ void Session::notifier() {
     send(0, 0, FUSE_NOTIFY_INVAL_INODE, &v, 1);
     invalidated_.fetch_add(1, std::memory_order_acq_rel);
     g.lock();
-    if (consumers_[0].wake) consumers_[0].wake();
+    wakeLocked(consumers_[0]);
   }
 }
 
@@ -437,6 +473,7 @@ void Session::stop() {
   }
   for (std::thread& t : readerThreads_) t.join();
   readerThreads_.clear();
+  serveHits(nullptr);
   std::vector<Request*> left;
   {
     std::lock_guard<std::mutex> g(mu_);

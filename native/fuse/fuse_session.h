@@ -6,8 +6,9 @@
 //   - Reader threads (kReaders by default), each on its own descriptor of the connection
 //     (the mount's, or a clone of it: FUSE_DEV_IOC_CLONE), read requests, turn each into a
 //     Request, queue it and call its consumer's `wake` (which must not block: the binding
-//     posts to a JS thread). They answer only what no consumer serves (ENOSYS) and take
-//     FORGETs (which want no answer). They wait in poll(2) on their descriptor and on an
+//     posts to a JS thread). They answer only what no consumer serves (ENOSYS), take
+//     FORGETs (which want no answer), and answer a READ of a routed handle themselves when
+//     the hit source has it (a cache hit: core/read_hit.h), with no hop to a JS thread. They wait in poll(2) on their descriptor and on an
 //     eventfd that stop() signals, so stop() ends them at once.
 //     INIT is answered by mount() itself, before any reader starts.
 //   - Serving threads (JS threads, each a consumer with its own queue and wake) take
@@ -48,6 +49,16 @@
 
 namespace cmkit::fuse {
 
+// Reads a reader thread serves itself, where it read the request (a cache hit), with
+// no hop to a serving thread: the binding installs one over the cache.
+class HitSource {
+ public:
+  virtual ~HitSource() = default;
+  // On reader thread `reader` (0 .. readers-1, each only ever on its own thread): copies
+  // the read into out (room for `size` bytes) and returns its length, or -1 on a miss.
+  virtual int64_t read(uint32_t reader, const uint32_t fid[4], uint64_t offset, uint32_t size, char* out) = 0;
+};
+
 class Session {
  public:
   static constexpr unsigned kReaders = 2;
@@ -72,6 +83,19 @@ class Session {
   // Data requests of file handle `fh` go to `consumer`, carrying `fid`, until unroute.
   void route(uint64_t fh, uint32_t consumer, const uint32_t fid[4]);
   void unroute(uint64_t fh);
+
+  // READs of routed handles are first offered to `source` on the reader thread, and
+  // answered there when it has them. nullptr: no more; returns once no reader uses the
+  // old source (so what it points at may go).
+  void serveHits(std::shared_ptr<HitSource> source);
+  uint32_t readers() const { return static_cast<uint32_t>(devs_.size()); }
+  struct Counters {
+    uint64_t wakes;       // wake calls: each posts to a JS thread
+    uint64_t readerHits;  // READs answered by a reader thread itself
+  };
+  Counters counters() const {
+    return {wakes_.load(std::memory_order_relaxed), readerHits_.load(std::memory_order_relaxed)};
+  }
 
   // Serving thread: every request queued for `consumer`, oldest first; each must be answered.
   std::vector<Request*> take(uint32_t consumer);
@@ -130,9 +154,11 @@ class Session {
 
   Session() = default;
   bool answerInit(std::string& error);
+  bool serveHit(uint32_t dev, Request* r, std::vector<char>& buf);
+  void wakeLocked(Consumer& c);
   bool startReaders(unsigned readers, std::string& error);
   void reader(uint32_t dev);
-  void dispatch(uint32_t dev, const char* msg, size_t n);
+  void dispatch(uint32_t dev, const char* msg, size_t n, std::vector<char>& hitBuf);
   void enqueue(Request* r);
   void kernelEnded();
   Request* claim(uint32_t id);
@@ -160,6 +186,10 @@ class Session {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> kernelEnded_{false};  // a reader saw ENODEV: unmounted from outside, or aborted
+  std::shared_mutex hitMu_;               // readers hold it shared while they use hits_
+  std::shared_ptr<HitSource> hits_;       // guarded by hitMu_
+  std::atomic<uint64_t> wakes_{0};
+  std::atomic<uint64_t> readerHits_{0};
 
   std::mutex mu_;  // guards consumers_, routes_, outstanding_, nextId_, invalidations_, unmounted_
   std::condition_variable notifierCv_;

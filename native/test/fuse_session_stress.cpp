@@ -1,8 +1,8 @@
 // The FUSE session under the sanitizers: a real mount of one read-only file, read from
 // the kernel by four reader threads (one cloned descriptor each) and served by C++
 // consumer threads (the mounting one and a second that open routes half the handles
-// to), read through the kernel by several threads at once while another sends
-// invalidations. Every byte read is checked; then the second consumer leaves, the mount
+// to), or by the reader threads themselves from a hit source that comes and goes, read
+// through the kernel by several threads at once while another sends invalidations. Every byte read is checked; then the second consumer leaves, the mount
 // is read again by consumer 0 alone, and stop() must end it all. Needs /dev/fuse and the
 // right to mount (root); prints why and passes otherwise.
 #include <fcntl.h>
@@ -152,6 +152,24 @@ class Server {
 };
 std::atomic<uint64_t> Server::nextFh_{1};
 
+// Reads a reader thread answers itself: the first half of the file, for routed handles
+// (the rest misses and goes to the consumer the handle is routed to).
+class StressHits : public cmkit::fuse::HitSource {
+ public:
+  explicit StressHits(uint32_t readers) : calls_(readers) {}
+  int64_t read(uint32_t reader, const uint32_t fid[4], uint64_t offset, uint32_t size, char* out) override {
+    CHECK(reader < calls_.size());
+    calls_[reader]++;  // each reader only ever touches its own
+    CHECK(fid[0] == kFid[0] && fid[3] == kFid[3]);
+    if (offset + size > kFileSize / 2) return -1;
+    for (uint32_t i = 0; i < size; i++) out[i] = static_cast<char>(byteAt(offset + i));
+    return size;
+  }
+
+ private:
+  std::vector<uint64_t> calls_;
+};
+
 // Opens the file `rounds` times and checks random ranges of it on each open.
 void readRounds(const std::string& path, uint64_t seed, unsigned rounds) {
   std::mt19937_64 rng(seed);
@@ -217,8 +235,22 @@ int main(int argc, char** argv) {
   second.start(s.get(), c2, &routeTo);
   routeTo = c2;
 
+  // Reader threads answer hits meanwhile, their source put in and taken out again and
+  // again: serveHits(nullptr) must wait for every reader to be out of the old one.
+  std::atomic<bool> toggling{true};
+  std::thread toggler([&] {
+    while (toggling.load()) {
+      s->serveHits(std::make_shared<StressHits>(s->readers()));
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      s->serveHits(nullptr);
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  });
   readPhase(file, opt.seed, opt.threads, static_cast<unsigned>(opt.opsPerThread), s.get());
+  toggling = false;
+  toggler.join();
   CHECK(second.served.load() > 0);  // routed handles reached the second consumer
+  CHECK(s->counters().readerHits > 0);  // and some of their reads were reader threads' own
 
   // The second consumer leaves: later handles and reads are all consumer 0's.
   routeTo = 0;

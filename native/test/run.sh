@@ -25,8 +25,9 @@ declare -A tests=(
   [rw_lock_stress]=""
   [cache_file_test]="../core/cache_file.cpp ../core/checksum.cpp ../core/ref_table.cpp ../core/asymmetric_fence.cpp"
   [fuse_wire_test]="../fuse/fuse_wire.cpp"
+  [read_hit_test]="../core/read_hit.cpp ../core/ref_table.cpp ../core/asymmetric_fence.cpp"
 )
-names=(fid_test ref_table_stress rw_lock_stress cache_file_test fuse_wire_test)
+names=(fid_test ref_table_stress rw_lock_stress cache_file_test fuse_wire_test read_hit_test)
 # The FUSE session (it mounts for real: it skips itself, saying why, without /dev/fuse or root).
 tests[fuse_session_stress]="../fuse/fuse_session.cpp ../fuse/fuse_wire.cpp ../fuse/fuse_mount.cpp"
 names+=(fuse_session_stress)

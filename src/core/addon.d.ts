@@ -145,6 +145,8 @@ export interface CacheFileBinding {
 export interface Addon {
   readonly scratch: Uint32Array;
   readonly status: StatusCodes;
+  /** The cache record positions and bits native code reads (native/core/cache_layout.h). */
+  readonly cacheLayout: Readonly<Record<string, number>>;
   fidHash(cell: number, volume: number, vnode: number, unique: number): number;
   noop(): void;
   /** This thread's token, unique in the process and never reused. */

@@ -2,7 +2,7 @@
 /**
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
- *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache]
+ *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache] [--no-reader-hits]
  *               [--salvage-dir <dir>] [--cache-dir <dir>]
  *   cmkit stats <mountpoint>
  * A mount serves its stats on a control socket (./control.ts), which `cmkit stats` reads.
@@ -31,7 +31,7 @@ import { queryControl, serveControl } from './control.js';
 const USAGE = `usage:
   cmkit --help
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
-              [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache]
+              [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache] [--no-reader-hits]
               [--salvage-dir <dir>] [--cache-dir <dir>]
   cmkit stats <mountpoint>`;
 
@@ -51,6 +51,7 @@ interface MountArgs {
   latencyMs: number;
   bandwidth: number;
   caching: boolean;
+  readerHits: boolean;
   workers: number;
 }
 
@@ -60,6 +61,7 @@ function parseMount(args: string[]): MountArgs {
   let latencyMs = 0;
   let bandwidth = 0;
   let caching = true;
+  let readerHits = true;
   let workers = 2;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -81,11 +83,12 @@ function parseMount(args: string[]): MountArgs {
       workers = Number(value());
       if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new UsageError('--workers wants an integer from 0 to 64');
     } else if (a === '--no-cache') caching = false;
+    else if (a === '--no-reader-hits') readerHits = false;
     else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
     else positional.push(a);
   }
   if (positional.length !== 2) throw new UsageError('mount needs <backing-dir> and <mountpoint>');
-  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, bandwidth, caching, workers };
+  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, bandwidth, caching, readerHits, workers };
 }
 
 async function mount(args: string[]): Promise<number> {
@@ -96,7 +99,7 @@ async function mount(args: string[]): Promise<number> {
     console.log(`cmkit: ${stopSignals.first} before the mount: not mounting`);
     return 0;
   }
-  const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers });
+  const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers, readerHits: o.readerHits });
   let unmounting = false;
   const onSignal = (signal: string): void => {
     if (unmounting) return;

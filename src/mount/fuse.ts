@@ -123,6 +123,24 @@ export interface FuseSessionHandle {
   /** Sends read, write, flush and fsync of `fh` to `consumer`, naming the file by this Fid. */
   route(fh: number, consumer: number, cell: number, volume: number, vnode: number, unique: number): void;
   unroute(fh: number): void;
+  /**
+   * The owner only: the session's reader threads answer READs of routed handles from the
+   * cache themselves when every block is cached and valid (native/core/read_hit.h), with
+   * no wakeup of a JS thread. With no arguments: no more.
+   */
+  serveHits(
+    vnodeTableId: number,
+    bufferTableId: number,
+    vnodeI32: Int32Array,
+    vnodeF64: Float64Array,
+    headers: Int32Array,
+    versions: Float64Array,
+    data: Uint8Array,
+    blockSize: number,
+  ): void;
+  serveHits(): void;
+  /** Wakeups of JS threads so far, and READs the reader threads answered themselves. */
+  counters(): { wakes: number; readerHits: number };
 }
 
 export interface FuseAddon {
