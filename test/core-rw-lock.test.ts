@@ -155,12 +155,14 @@ test('optimistic reads: a stamp while no writer holds the lock, invalid once a w
 test('an optimistic read that validates saw no torn write, against a writer on another thread', async () => {
   const lock = new RwLock(new Int32Array(new SharedArrayBuffer(8)), 0, 1);
   const pair = new Int32Array(new SharedArrayBuffer(8));
-  const stop = new Int32Array(new SharedArrayBuffer(4));
+  // stop[0]: the reader says stop; stop[1]: the writer says it has begun.
+  const stop = new Int32Array(new SharedArrayBuffer(8));
   const writer = new Worker(`
     const { RwLock } = require(${JSON.stringify(path.join(__dirname, '..', 'src', 'index.js'))});
     const { workerData: d, parentPort } = require('node:worker_threads');
     const lock = RwLock.attach(d.lock);
     let n = 0;
+    Atomics.store(d.stop, 1, 1);
     for (; Atomics.load(d.stop, 0) === 0; n++) {
       lock.write();
       d.pair[0] = n;
@@ -172,6 +174,8 @@ test('an optimistic read that validates saw no torn write, against a writer on a
   let validated = 0;
   let refused = 0;
   let torn = 0;
+  // A worker can take long to start (under ASan, on a loaded machine): read only once it writes.
+  for (const giveUp = Date.now() + 60_000; Atomics.load(stop, 1) === 0 && Date.now() < giveUp; ) await new Promise((r) => setTimeout(r, 5));
   const until = Date.now() + 300;
   while (Date.now() < until) {
     const stamp = lock.optimisticRead();
