@@ -189,6 +189,29 @@ test('hold of a file whose name now leads elsewhere: ESTALE, nothing held', asyn
   }
 });
 
+test('a rename answers as it happened while an open of the file by a path that leads nowhere is failing (found by fsstress: the rename failed with that open\'s ENOENT after renaming)', async () => {
+  const root = tempRoot();
+  const server = new DirectoryFileServer(root);
+  try {
+    writeFileSync(path.join(root, 'a'), 'data');
+    const fid = await server.lookup('a');
+    // The opener's path: deep, so its open (a walk of 1,500 directories) is still going
+    // when the rename, queued after it, has renamed and looks at the file's holds.
+    const deep = Array.from({ length: 1500 }, () => 'd').join('/');
+    mkdirSync(path.join(root, deep), { recursive: true });
+    const hold = server.hold(fid, `${deep}/gone`);
+    const renamed = server.rename('a', 'b');
+    await assert.rejects(hold, { errno: -116 }, 'the opener whose path leads nowhere gets ESTALE');
+    await renamed; // rejected with ENOENT before the fix
+    assert.deepEqual(readdirSync(root).sort(), ['b', 'd']);
+    await server.hold(fid, 'b');
+    assert.equal(Buffer.from((await server.connect().fetchData(fid, 0, 10)).data).toString(), 'data');
+    await server.release(fid);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('hold, release, fileAttr and setFileAttr refuse what is not a Fid with a TypeError naming it', async () => {
   const root = tempRoot();
   const server = new DirectoryFileServer(root);

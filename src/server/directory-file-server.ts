@@ -145,6 +145,16 @@ interface Seen {
   held: Promise<number | undefined> | undefined;
 }
 
+/**
+ * The descriptor `f` is held by, if any. A hold whose open failed (its path led elsewhere)
+ * leaves none: its holder gets that failure, and every other RPC goes by the path as if
+ * there were no hold. (Awaiting `f.held` itself would fail an unrelated RPC, such as the
+ * restamp of a rename that has already happened, with the hold's ENOENT.)
+ */
+function descriptorOf(f: Seen): Promise<number | undefined> {
+  return f.held === undefined ? Promise.resolve(undefined) : f.held.catch(() => undefined);
+}
+
 export class DirectoryFileServer {
   readonly #dir: BackingDir;
   readonly #rpcLatencyMs: number;
@@ -330,7 +340,7 @@ export class DirectoryFileServer {
       const f = this.#seen(fid);
       return this.#inTurn(f, async () => {
         await this.#notice(f);
-        const h = await f.held;
+        const h = await descriptorOf(f);
         const after = h !== undefined ? await this.#dir.setattrOfOpen(h, changes) : await this.#dir.setattr(f.path, changes);
         f.stamp = stampOf(after);
         return nodeAttr(after, fid);
@@ -340,7 +350,7 @@ export class DirectoryFileServer {
 
   /** @internal The file's attributes now: through its held descriptor, else at its path. */
   async attrNow(f: Seen): Promise<BackingAttr> {
-    const h = await f.held;
+    const h = await descriptorOf(f);
     return h !== undefined ? this.#dir.attrOfOpen(h) : this.#dir.lstat(f.path);
   }
 
@@ -441,7 +451,10 @@ export class DirectoryFileServer {
       for (const [f, moved] of moves) {
         f.path = moved;
         // rename sets the moved node's ctime: our doing, not a foreign change.
-        if (moved === to || moved === from) await this.#inTurn(f, () => this.restamp(f));
+        // The rename has happened and is answered so whatever this finds: a record whose
+        // stamp cannot be taken now (an earlier file's, whose path this was) sees the
+        // ctime as a foreign change at its next RPC, which costs at most a refetch.
+        if (moved === to || moved === from) await this.#inTurn(f, () => this.restamp(f)).catch(() => {});
       }
     });
   }
@@ -514,7 +527,7 @@ export class DirectoryFileServer {
 
   /** @internal A descriptor of the file's data, checked to be the file `f` names (found at `at`). */
   async openSeen(f: Seen, flags: number, at = f.path): Promise<number> {
-    const held = await f.held;
+    const held = await descriptorOf(f);
     if (held !== undefined) return fd.reopen(held, flags);
     const h = await this.#dir.openFile(at, flags);
     try {
