@@ -19,6 +19,10 @@
  *     Listings answer READDIRPLUS, so `ls -l` costs one round per listing, not per name.
  *   - names: entryTimeoutS (default 1 s). A name created or removed outside the mount
  *     may be unseen for that long; names changed through the mount are always current.
+ *   - behind both, the mount's own copy of names, listings and attributes
+ *     (./name-cache.ts), kept namesTimeoutS (default 10 s): what a tree walked again asks
+ *     is answered without the server. A change made outside shows within that time
+ *     (plus the kernel's), or at once where the server breaks a callback for it.
  *   - pages: kept across opens (keep_cache) while the file is unchanged. Each open asks
  *     the server whether it changed (close-to-open, as NFS); a change is a callback
  *     break, and the mount drops the kernel's pages and size of the file before it
@@ -55,6 +59,7 @@ import type { FileServer } from '../server/file-server.js';
 import { loadFuse, type FuseAttr, type FuseOps, type FuseRequest, type FuseSessionHandle, type FuseSetAttrBits } from './fuse.js';
 import { DataRequests } from './data-requests.js';
 import { errno, errnoError, errnoOf } from './errno.js';
+import { NameCache } from './name-cache.js';
 import { NodeTable, ROOT_INO } from './node-table.js';
 import { RequestTasks } from './request-tasks.js';
 import type { RequestWorkerData, RequestWorkerMessage, RequestWorkerReply } from './request-worker.js';
@@ -74,6 +79,11 @@ export interface CacheMountOptions {
   readonly entryTimeoutS?: number;
   /** Seconds the kernel may keep a node's attributes. @default 1 */
   readonly attrTimeoutS?: number;
+  /**
+   * Seconds the mount keeps the names, listings and attributes it asked the server for
+   * (./name-cache.ts); 0 asks the server every time the kernel asks. @default 10
+   */
+  readonly namesTimeoutS?: number;
   /**
    * Request workers serving reads, writes, flushes and fsyncs (caching on only); 0 serves
    * everything on the mounting thread. @default 2
@@ -133,6 +143,8 @@ async function storeRestored(server: DirectoryFileServer, cache: CacheManager | 
 }
 
 const DEFAULT_WORKERS = 2;
+/** sshfs keeps its directory cache 20 s, NFS its directory attributes 30 s; see ./name-cache.ts. */
+const DEFAULT_NAMES_TIMEOUT_S = 10;
 const MAX_WORKERS = 64;
 
 const RENAME_NOREPLACE = 1;
@@ -167,6 +179,8 @@ export class CacheMount {
   readonly #attrTimeoutS: number;
   readonly #maxFileSize: number;
   readonly #nodes = new NodeTable(FIRST_INO);
+  /** Names, listings and attributes the server gave, for namesTimeoutS (main thread only). */
+  readonly #names: NameCache;
   readonly #fidByIno = new Map<number, Fid>();
   readonly #inoByFid = new Map<string, number>();
   readonly #files = new Map<number, OpenFile>();
@@ -201,6 +215,7 @@ export class CacheMount {
     checkObject(options, 'options');
     const entryTimeoutS = checkTimeout(options.entryTimeoutS, 'options.entryTimeoutS');
     const attrTimeoutS = checkTimeout(options.attrTimeoutS, 'options.attrTimeoutS');
+    const namesTimeoutS = checkTimeout(options.namesTimeoutS, 'options.namesTimeoutS', DEFAULT_NAMES_TIMEOUT_S);
     if (options.caching !== undefined && typeof options.caching !== 'boolean') {
       throw invalidArgType('options.caching', 'of type boolean', options.caching);
     }
@@ -220,7 +235,7 @@ export class CacheMount {
       await cache?.close().catch(() => {});
       throw e;
     }
-    const m = new CacheMount(server, mountpoint, connection, cache, { entryTimeoutS, attrTimeoutS, maxFileSize, readerHits });
+    const m = new CacheMount(server, mountpoint, connection, cache, { entryTimeoutS, attrTimeoutS, namesTimeoutS, maxFileSize, readerHits });
     // A mount lives long: pay the cache memory's page faults now, not in the first reads.
     m.#cache?.prefault();
     if (caching) {
@@ -239,7 +254,7 @@ export class CacheMount {
     mountpoint: string,
     connection: FileServer,
     cache: CacheManager | undefined,
-    limits: { entryTimeoutS: number; attrTimeoutS: number; maxFileSize: number; readerHits: boolean },
+    limits: { entryTimeoutS: number; attrTimeoutS: number; namesTimeoutS: number; maxFileSize: number; readerHits: boolean },
   ) {
     const fuse = loadFuse();
     this.#counters = new Int32Array(new SharedArrayBuffer(4 * (Object.keys(fuse.ops).length + 1)));
@@ -249,6 +264,7 @@ export class CacheMount {
     this.#opNames = [];
     for (const [name, op] of Object.entries(fuse.ops)) this.#opNames[op] = name;
     this.#entryTimeoutS = limits.entryTimeoutS;
+    this.#names = new NameCache(limits.namesTimeoutS * 1000);
     this.#attrTimeoutS = limits.attrTimeoutS;
     this.#maxFileSize = limits.maxFileSize;
     this.#connection = connection;
@@ -266,6 +282,7 @@ export class CacheMount {
     this.#tasks = new RequestTasks(this.#session, this.#counters);
     // The server tells us a file changed: the kernel's pages of it are stale now.
     this.#connection.onCallbackBreak((fid) => {
+      this.#names.fileChanged(fid);
       const ino = this.#inoByFid.get(fid.toString());
       if (ino !== undefined) this.#invalidating.set(ino, this.#session.invalidate(ino));
     });
@@ -495,8 +512,20 @@ export class CacheMount {
   // ---- operations ----------------------------------------------------------------------
 
   async #lookup(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.getattr(this.#childPath(r.ino, r.name!));
-    this.#replyEntry(r, r.ino, r.name!, attr);
+    this.#replyEntry(r, r.ino, r.name!, await this.#attrAt(this.#childPath(r.ino, r.name!)));
+  }
+
+  /**
+   * The server's getattr, answered from the name cache while it holds the path; a file
+   * with a handle open is always asked (writes the server has not seen move its times).
+   */
+  async #attrAt(path: string): Promise<NodeAttr> {
+    const kept = this.#names.attr(path);
+    if (kept !== undefined && (kept.fid === undefined || !this.#opens.has(kept.fid.toString()))) return kept;
+    const generation = this.#names.generation;
+    const attr = await this.#server.getattr(path);
+    this.#names.keepAttr(path, attr, generation);
+    return attr;
   }
 
   async #getattr(r: FuseRequest): Promise<void> {
@@ -509,7 +538,7 @@ export class CacheMount {
    */
   #attrOf(ino: number): Promise<NodeAttr> {
     const fid = this.#openFid(ino);
-    return fid !== undefined ? this.#server.fileAttr(fid) : this.#server.getattr(this.#pathOf(ino));
+    return fid !== undefined ? this.#server.fileAttr(fid) : this.#attrAt(this.#pathOf(ino));
   }
 
   /** The Fid of `ino` if it is a file with a handle open. */
@@ -532,6 +561,7 @@ export class CacheMount {
       // old length there until the mount ends. (O_TRUNC stays a pending truncation, sent
       // with the writes that follow it.)
       await this.#cache?.flush(fid);
+      this.#attrsChanged(r.ino);
     }
     const time = (now: number, set: number, t: [number, number]): { sec: number; nsec: number } | 'now' | undefined =>
       (toSet & now) !== 0 ? 'now' : (toSet & set) !== 0 ? { sec: t[0], nsec: t[1] } : undefined;
@@ -551,6 +581,7 @@ export class CacheMount {
       : open !== undefined
         ? await this.#server.setFileAttr(open, changes)
         : await this.#server.setattr(this.#pathOf(r.ino), changes);
+    if (any) this.#attrsChanged(r.ino);
     this.#session.replyAttr(r.id, this.#fuseAttr(r.ino, attr), this.#attrTimeoutS);
   }
 
@@ -560,7 +591,13 @@ export class CacheMount {
   }
 
   async #opendir(r: FuseRequest): Promise<void> {
-    const listing = await this.#server.readdir(this.#pathOf(r.ino));
+    const at = this.#pathOf(r.ino);
+    let listing = this.#names.listing(at);
+    if (listing === undefined) {
+      const generation = this.#names.generation;
+      listing = await this.#server.readdir(at);
+      this.#names.keepListing(at, listing, generation);
+    }
     const fh = this.#nextFh++;
     this.#dirs.set(fh, {
       names: ['.', '..', ...listing.map((e) => e.name)],
@@ -674,7 +711,9 @@ export class CacheMount {
     // so it keeps them (keep_cache); with caching off it keeps nothing across opens.
     // A change seen now breaks only callbacks that were promised; the kernel's copy of
     // the attributes and pages must go whether or not one was.
-    if ((await this.#server.revalidate(fid)) && !this.#invalidating.has(r.ino)) {
+    const changed = await this.#server.revalidate(fid);
+    if (changed) this.#names.fileChanged(fid);
+    if (changed && !this.#invalidating.has(r.ino)) {
       this.#invalidating.set(r.ino, this.#session.invalidate(r.ino));
     }
     await this.#invalidated(r.ino);
@@ -710,20 +749,45 @@ export class CacheMount {
     if (this.#invalidating.get(ino) === ticket) this.#invalidating.delete(ino);
   }
 
+  /**
+   * Runs a change of the names at `paths` (and of the files of nodes `inos`: nlink,
+   * ctime), then, whether it succeeded or not, drops what the name cache had of them.
+   */
+  async #changing<T>(paths: string[], inos: number[], body: () => Promise<T>): Promise<T> {
+    const fids = inos.map((ino) => this.#fidByIno.get(ino));
+    try {
+      return await body();
+    } finally {
+      for (const p of paths) this.#names.nameChanged(p);
+      for (const fid of fids) if (fid !== undefined) this.#names.fileChanged(fid);
+    }
+  }
+
+  /** A node's attributes changed (setattr): the name cache drops its copies. */
+  #attrsChanged(ino: number): void {
+    const fid = this.#fidByIno.get(ino);
+    const at = this.#nodes.path(ino);
+    if (fid !== undefined) this.#names.fileChanged(fid);
+    else if (at !== undefined) this.#names.attrChanged(at);
+  }
+
   async #create(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.create(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r), true);
+    const at = this.#childPath(r.ino, r.name!);
+    const attr = await this.#changing([at], [], () => this.#server.create(at, r.mode!, callerOf(r), true));
     const e = this.#entry(r.ino, r.name!, attr);
     const fh = this.#newHandle(e.ino, attr.fid!);
     this.#session.replyCreate(r.id, e.attr, this.#entryTimeoutS, this.#attrTimeoutS, fh, this.#cache !== undefined);
   }
 
   async #mknod(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.mknod(this.#childPath(r.ino, r.name!), r.mode!, r.rdev!, callerOf(r));
+    const at = this.#childPath(r.ino, r.name!);
+    const attr = await this.#changing([at], [], () => this.#server.mknod(at, r.mode!, r.rdev!, callerOf(r)));
     this.#replyEntry(r, r.ino, r.name!, attr);
   }
 
   async #symlink(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.symlink(r.target!, this.#childPath(r.ino, r.name!), callerOf(r));
+    const at = this.#childPath(r.ino, r.name!);
+    const attr = await this.#changing([at], [], () => this.#server.symlink(r.target!, at, callerOf(r)));
     this.#replyEntry(r, r.ino, r.name!, attr);
   }
 
@@ -732,7 +796,8 @@ export class CacheMount {
   }
 
   async #link(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.link(this.#pathOf(r.ino), this.#childPath(r.newParent!, r.newName!));
+    const to = this.#childPath(r.newParent!, r.newName!);
+    const attr = await this.#changing([to], [r.ino], () => this.#server.link(this.#pathOf(r.ino), to));
     this.#replyEntry(r, r.newParent!, r.newName!, attr);
   }
 
@@ -762,7 +827,11 @@ export class CacheMount {
       const key = file.fid.toString();
       const left = this.#opens.get(key)! - 1;
       if (left > 0) this.#opens.set(key, left);
-      else this.#opens.delete(key);
+      else {
+        this.#opens.delete(key);
+        // Its store at close has happened: what was kept of it predates that.
+        this.#names.fileChanged(file.fid);
+      }
       await this.#server.release(file.fid);
     }
     this.#session.replyError(r.id, 0);
@@ -772,7 +841,8 @@ export class CacheMount {
     const rel = this.#childPath(r.ino, r.name!);
     await this.#removal(async () => {
       await this.#beforeRemoval(r.ino, r.name!);
-      await this.#server.unlink(rel);
+      const node = this.#nodes.child(r.ino, r.name!);
+      await this.#changing([rel], node === undefined ? [] : [node], () => this.#server.unlink(rel));
       this.#nodes.unlinked(r.ino, r.name!);
     });
     this.#session.replyError(r.id, 0);
@@ -804,13 +874,15 @@ export class CacheMount {
   }
 
   async #rmdir(r: FuseRequest): Promise<void> {
-    await this.#server.rmdir(this.#childPath(r.ino, r.name!));
+    const at = this.#childPath(r.ino, r.name!);
+    await this.#changing([at], [], () => this.#server.rmdir(at));
     this.#nodes.unlinked(r.ino, r.name!);
     this.#session.replyError(r.id, 0);
   }
 
   async #mkdir(r: FuseRequest): Promise<void> {
-    const attr = await this.#server.mkdir(this.#childPath(r.ino, r.name!), r.mode!, callerOf(r));
+    const at = this.#childPath(r.ino, r.name!);
+    const attr = await this.#changing([at], [], () => this.#server.mkdir(at, r.mode!, callerOf(r)));
     this.#replyEntry(r, r.ino, r.name!, attr);
   }
 
@@ -819,9 +891,10 @@ export class CacheMount {
     if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw errnoError(errno.EINVAL);
     const from = this.#childPath(r.ino, r.name!);
     const to = this.#childPath(r.newParent!, r.newName!);
+    const nodes = [this.#nodes.child(r.ino, r.name!), this.#nodes.child(r.newParent!, r.newName!)].filter((n) => n !== undefined);
     await this.#removal(async () => {
       if ((flags & RENAME_EXCHANGE) === 0) await this.#beforeRemoval(r.newParent!, r.newName!);
-      await this.#server.rename(from, to, flags);
+      await this.#changing([from, to], nodes, () => this.#server.rename(from, to, flags));
       if ((flags & RENAME_EXCHANGE) !== 0) this.#nodes.exchanged(r.ino, r.name!, r.newParent!, r.newName!);
       else this.#nodes.moved(r.ino, r.name!, r.newParent!, r.newName!);
     });
@@ -839,8 +912,8 @@ function callerOf(r: FuseRequest): Requester {
   return { uid: r.callerUid!, gid: r.callerGid! };
 }
 
-function checkTimeout(value: number | undefined, name: string): number {
-  const v = value ?? 1;
+function checkTimeout(value: number | undefined, name: string, fallback = 1): number {
+  const v = value ?? fallback;
   if (typeof v !== 'number' || !(v >= 0) || v === Infinity) throw outOfRange(name, 'a finite number >= 0', v);
   return v;
 }

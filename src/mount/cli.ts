@@ -3,7 +3,7 @@
  * cmkit's command line:
  *   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
  *               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache] [--no-reader-hits]
- *               [--salvage-dir <dir>] [--cache-dir <dir>]
+ *               [--salvage-dir <dir>] [--cache-dir <dir>] [--names-timeout <s>]
  *   cmkit stats <mountpoint>
  * A mount serves its stats on a control socket (./control.ts), which `cmkit stats` reads.
  * A mount runs in the foreground until SIGINT or SIGTERM (or an outside umount), then
@@ -14,6 +14,8 @@
  * or G suffix (powers of 1024). With --cache-dir the cache lives in <dir>/cache, a file
  * that may be far larger than memory and that the next mount starts from (a mount that
  * was killed loses no acknowledged write: the next one stores it before it mounts).
+ * --names-timeout: seconds the mount keeps names and attributes (default 10; 0: ask the
+ * server each time), so a change made outside the mount shows within that time.
  */
 // First, before any module that takes time to load: see ./stop-signals.ts.
 import { stopSignals } from './stop-signals.js';
@@ -32,7 +34,7 @@ const USAGE = `usage:
   cmkit --help
   cmkit mount <backing-dir> <mountpoint> [--cache-size <bytes>] [--block-size <bytes>]
               [--chunk-size <bytes>] [--workers <n>] [--latency-ms <ms>] [--bandwidth <bytes/s>] [--no-cache] [--no-reader-hits]
-              [--salvage-dir <dir>] [--cache-dir <dir>]
+              [--salvage-dir <dir>] [--cache-dir <dir>] [--names-timeout <s>]
   cmkit stats <mountpoint>`;
 
 class UsageError extends Error {}
@@ -53,6 +55,7 @@ interface MountArgs {
   caching: boolean;
   readerHits: boolean;
   workers: number;
+  namesTimeoutS: number | undefined;
 }
 
 function parseMount(args: string[]): MountArgs {
@@ -63,6 +66,7 @@ function parseMount(args: string[]): MountArgs {
   let caching = true;
   let readerHits = true;
   let workers = 2;
+  let namesTimeoutS: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): string => {
@@ -78,6 +82,9 @@ function parseMount(args: string[]): MountArgs {
     else if (a === '--latency-ms') {
       latencyMs = Number(value());
       if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
+    } else if (a === '--names-timeout') {
+      namesTimeoutS = Number(value());
+      if (!(namesTimeoutS >= 0) || namesTimeoutS === Infinity) throw new UsageError('--names-timeout wants a number of seconds >= 0');
     } else if (a === '--bandwidth') bandwidth = parseSize(value(), a);
     else if (a === '--workers') {
       workers = Number(value());
@@ -88,7 +95,7 @@ function parseMount(args: string[]): MountArgs {
     else positional.push(a);
   }
   if (positional.length !== 2) throw new UsageError('mount needs <backing-dir> and <mountpoint>');
-  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, bandwidth, caching, readerHits, workers };
+  return { backing: positional[0]!, mountpoint: positional[1]!, cache, latencyMs, bandwidth, caching, readerHits, workers, namesTimeoutS };
 }
 
 async function mount(args: string[]): Promise<number> {
@@ -99,7 +106,13 @@ async function mount(args: string[]): Promise<number> {
     console.log(`cmkit: ${stopSignals.first} before the mount: not mounting`);
     return 0;
   }
-  const m = await CacheMount.mount(server, path.resolve(o.mountpoint), { caching: o.caching, cache: o.cache, workers: o.workers, readerHits: o.readerHits });
+  const m = await CacheMount.mount(server, path.resolve(o.mountpoint), {
+    caching: o.caching,
+    cache: o.cache,
+    workers: o.workers,
+    readerHits: o.readerHits,
+    ...(o.namesTimeoutS !== undefined ? { namesTimeoutS: o.namesTimeoutS } : {}),
+  });
   let unmounting = false;
   const onSignal = (signal: string): void => {
     if (unmounting) return;
