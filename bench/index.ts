@@ -26,6 +26,11 @@ import { b12 } from './rows/b12-mount.js';
 import { b13 } from './rows/b13-listing.js';
 import { b14 } from './rows/b14-restart.js';
 import { b15 } from './rows/b15-reader-hits.js';
+import { m1 } from './rows/m1-sequential-read.js';
+import { m2 } from './rows/m2-random-read.js';
+import { m3 } from './rows/m3-write.js';
+import { m4 } from './rows/m4-tree.js';
+import { m5 } from './rows/m5-git-status.js';
 import { fuseUnavailable } from '../src/mount/fuse.js';
 import { goalProgress } from './goals.js';
 import { updateReadme } from './update-readme.js';
@@ -46,6 +51,11 @@ const ROWS: ReadonlyArray<[string, RowFn]> = [
   ['B13', b13],
   ['B14', b14],
   ['B15', b15],
+  ['M1', m1],
+  ['M2', m2],
+  ['M3', m3],
+  ['M4', m4],
+  ['M5', m5],
 ];
 
 async function main(): Promise<void> {
@@ -59,15 +69,20 @@ async function main(): Promise<void> {
   for (const [id, fn] of ROWS) {
     if (only !== undefined && !only.includes(id)) continue;
     console.log(`[${elapsed()}] ${id} ...`);
-    const row = await fn(ctx);
-    if (row === undefined) {
+    const out = await fn(ctx);
+    if (out === undefined) {
       skipped.push(id);
       continue;
     }
-    rows.push(row);
-    console.log(`[${elapsed()}] ${id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
+    for (const row of [out].flat()) {
+      rows.push(row);
+      console.log(`[${elapsed()}] ${row.id} ${row.name}: ${row.metric} = ${row.value} ${row.unit}; ratio ${row.ratio} (${row.goal}): ${row.met ? 'met' : 'NOT met'}`);
+    }
   }
   console.log(`\n${markdownTable(rows)}\n`);
+  if (only !== undefined) {
+    for (const r of rows) if (r.extra !== undefined) console.log(`- ${r.id}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join('; ')}`);
+  }
   // The run's last line: which rows did not run here, and why.
   const why = fuseUnavailable();
   const skipLine = skipped.length === 0 ? 'skipped: no row' : `skipped: ${skipped.join(', ')} (${why ?? 'see their lines above'})`;

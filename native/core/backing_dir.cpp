@@ -177,11 +177,16 @@ void ownerFor(int dir, uint32_t& gid, uint32_t& mode, bool isDir) {
 int finishNew(int dir, const std::string& name, uint32_t uid, uint32_t gid, uint32_t mode, bool chmodToo, Attr& out) {
   Fd node(openat(dir, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (node.get() < 0) return err();
-  if (fchownat(node.get(), "", uid, gid, AT_EMPTY_PATH) < 0) return err();
-  if (chmodToo) {
+  // Only the calls that change something (see openFile), then the attributes once more
+  // if one did.
+  if (int r = statAt(node.get(), "", AT_EMPTY_PATH, out); r < 0) return r;
+  bool chown = out.uid != uid || out.gid != gid;
+  bool chmod = chmodToo && (out.mode & 07777) != mode;
+  if (chown && fchownat(node.get(), "", uid, gid, AT_EMPTY_PATH) < 0) return err();
+  if (chmod) {
     if (int r = chmodFd(node.get(), mode); r < 0) return r;
   }
-  return statAt(node.get(), "", AT_EMPTY_PATH, out);
+  return chown || chmod ? statAt(node.get(), "", AT_EMPTY_PATH, out) : 0;
 }
 
 }  // namespace
@@ -214,7 +219,10 @@ int openFile(int root, const std::string& path, int flags, uint32_t mode, uint32
   if (create) {
     uint32_t m = mode & 07777;
     ownerFor(dir.get(), gid, m, false);
-    if (fchown(f, uid, gid) < 0 || fchmod(f, m) < 0) {
+    // Each call is a round trip where the backing directory is a network mount: make
+    // only those that change something (the owner is most often the server's own).
+    bool owned = st.st_uid == uid && st.st_gid == gid;
+    if ((!owned && fchown(f, uid, gid) < 0) || ((st.st_mode & 07777) != m && fchmod(f, m) < 0)) {
       int e = err();
       unlinkat(dir.get(), name.c_str(), 0);
       return e;
