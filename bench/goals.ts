@@ -8,6 +8,8 @@ const UPPER_BOUNDS: Readonly<Record<string, number>> = { B1: 1.5, B5: 1.2, B9: 1
 const LOWER_BOUNDS: Readonly<Record<string, number>> = { B2: 1.7, B3: 1.5, B4: 2, B6: 10, B7: 5, B8: 1.7, B12: 20 };
 
 export function goalProgress(row: Row): number {
+  // The M rows' ratio is cmkit against the better peer, goal 1 (ahead).
+  if (row.id.startsWith('M')) return row.ratio;
   const upper = UPPER_BOUNDS[row.id];
   if (upper !== undefined) return row.ratio > 0 ? upper / row.ratio : 0;
   const lower = LOWER_BOUNDS[row.id];

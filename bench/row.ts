@@ -28,5 +28,8 @@ export interface RowContext {
   progress(message: string): void;
 }
 
-/** A row, or undefined when it cannot run here (it says why through ctx.progress). */
-export type RowFn = (ctx: RowContext) => Promise<Row | undefined>;
+/**
+ * A row (or several, for a workload measured cold and warm), or undefined when it cannot
+ * run here (it says why through ctx.progress).
+ */
+export type RowFn = (ctx: RowContext) => Promise<Row | Row[] | undefined>;
