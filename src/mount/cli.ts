@@ -19,6 +19,8 @@
  */
 // First, before any module that takes time to load: see ./stop-signals.ts.
 import { stopSignals } from './stop-signals.js';
+// Second, before anything uses libuv's thread pool: see ./thread-pool.ts.
+import './thread-pool.js';
 
 import { mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
