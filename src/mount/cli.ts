@@ -48,6 +48,12 @@ function parseSize(text: string, flag: string): number {
   return Number(m[1]) * scale;
 }
 
+function parseNonNegative(text: string, flag: string, what: string): number {
+  const n = Number(text);
+  if (!(n >= 0) || n === Infinity) throw new UsageError(`${flag} wants ${what}`);
+  return n;
+}
+
 interface MountArgs {
   backing: string;
   mountpoint: string;
@@ -82,11 +88,9 @@ function parseMount(args: string[]): MountArgs {
     else if (a === '--salvage-dir') cache.salvageDir = path.resolve(value());
     else if (a === '--cache-dir') cache.cacheFile = path.join(path.resolve(value()), 'cache');
     else if (a === '--latency-ms') {
-      latencyMs = Number(value());
-      if (!(latencyMs >= 0) || latencyMs === Infinity) throw new UsageError('--latency-ms wants a number >= 0');
+      latencyMs = parseNonNegative(value(), a, 'a number >= 0');
     } else if (a === '--names-timeout') {
-      namesTimeoutS = Number(value());
-      if (!(namesTimeoutS >= 0) || namesTimeoutS === Infinity) throw new UsageError('--names-timeout wants a number of seconds >= 0');
+      namesTimeoutS = parseNonNegative(value(), a, 'a number of seconds >= 0');
     } else if (a === '--bandwidth') bandwidth = parseSize(value(), a);
     else if (a === '--workers') {
       workers = Number(value());
